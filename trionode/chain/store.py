@@ -1,0 +1,159 @@
+"""SQLite block store: every block once (header, body, height, parent, cumulative work,
+status), the tip, and the mempool.
+
+WAL journal with ``synchronous=NORMAL``: a process killed at any moment (``kill -9``) leaves the
+last committed state, because SQLite's commit is atomic; only a power loss can lose the last
+commits, never corrupt the file. A tip change is a single row update inside the same
+transaction as the blocks it needs, so a crash mid-reorg leaves the old tip or the new one.
+"""
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final, NamedTuple
+
+from trionode.chain.block import Block, BlockHeader
+from trionode.chain.encoding import packb, unpackb
+from trionode.chain.transaction import Transaction
+
+SCHEMA_VERSION: Final = 1
+STATUS_STORED: Final = 0  # context-free valid, not (yet) connected
+STATUS_VALID: Final = 1  # has been on the main chain
+STATUS_INVALID: Final = 2  # broke a state rule when connected
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    hash BLOB PRIMARY KEY,
+    prev BLOB NOT NULL,
+    height INTEGER NOT NULL,
+    work TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    header BLOB NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mempool (txid BLOB PRIMARY KEY, seq INTEGER NOT NULL, body BLOB NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be opened or is inconsistent; the message says what to do."""
+
+
+class StoredBlock(NamedTuple):
+    block_hash: bytes
+    prev: bytes
+    height: int
+    work: int
+    status: int
+    seq: int
+    header: BlockHeader
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            ok = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                raise StoreError(f"{self.path}: integrity check failed: {ok}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the chain store: {exc}") from exc
+        self._in_tx = False
+        version = self.get_meta("schema")
+        if version is None:
+            self.set_meta("schema", str(SCHEMA_VERSION).encode())
+            self.commit()
+        elif int(version) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema {int(version)}, this trionode reads {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        if self._in_tx:
+            self.commit()
+        self._db.close()
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self._db.execute("COMMIT")
+            self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self._db.execute("ROLLBACK")
+            self._in_tx = False
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        self._begin()
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def put_block(self, block: Block, work: int, status: int, seq: int) -> None:
+        self._begin()
+        h = block.header
+        body = packb([tx.to_wire() for tx in block.txs])
+        self._db.execute(
+            "INSERT OR IGNORE INTO blocks (hash, prev, height, work, status, seq, header, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (h.block_hash, h.prev_hash, h.height, f"{work:x}", status, seq, h.serialize(), body),
+        )
+
+    def set_status(self, block_hash: bytes, status: int) -> None:
+        self._begin()
+        self._db.execute("UPDATE blocks SET status = ? WHERE hash = ?", (status, block_hash))
+
+    def get_block(self, block_hash: bytes) -> Block | None:
+        row = self._db.execute("SELECT header, body FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
+        if row is None:
+            return None
+        header = BlockHeader.deserialize(bytes(row[0]))
+        txs = [Transaction.from_wire(t) for t in unpackb(bytes(row[1]))]
+        return Block(header, txs)
+
+    def iter_index(self) -> Iterator[StoredBlock]:
+        """Every stored block's metadata, parents before children."""
+        for row in self._db.execute(
+            "SELECT hash, prev, height, work, status, seq, header FROM blocks ORDER BY height, seq"
+        ):
+            yield StoredBlock(
+                bytes(row[0]),
+                bytes(row[1]),
+                row[2],
+                int(row[3], 16),
+                row[4],
+                row[5],
+                BlockHeader.deserialize(bytes(row[6])),
+            )
+
+    def mempool_load(self) -> list[Transaction]:
+        rows = self._db.execute("SELECT body FROM mempool ORDER BY seq").fetchall()
+        return [Transaction.from_wire(unpackb(bytes(r[0]))) for r in rows]
+
+    def mempool_next_seq(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM mempool").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def mempool_put(self, tx: Transaction, seq: int) -> None:
+        self._begin()
+        self._db.execute(
+            "INSERT OR IGNORE INTO mempool (txid, seq, body) VALUES (?, ?, ?)",
+            (tx.txid, seq, tx.encoded),
+        )
+
+    def mempool_delete(self, txid: bytes) -> None:
+        self._begin()
+        self._db.execute("DELETE FROM mempool WHERE txid = ?", (txid,))

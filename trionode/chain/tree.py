@@ -1,0 +1,529 @@
+"""The block tree and fork choice: every known block, the main chain, its ledger and mempool.
+
+Fork choice is by cumulative work; on a tie the block seen first stays (we only switch to
+strictly more work). Side branches are stored so a later block can make them win; switching
+disconnects main-chain blocks back to the fork (exact ledger undo), connects the branch, and
+returns the disconnected transactions to the mempool when they are still valid. A branch
+block that breaks a state rule is marked invalid with all its descendants, and the best
+remaining chain is activated instead.
+
+Pure and synchronous: the node's chain owner task is the only caller.
+"""
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from trionode.chain.block import HEADER_VERSION, Block, BlockHeader
+from trionode.chain.errors import ValidationError
+from trionode.chain.ledger import Ledger
+from trionode.chain.locator import build_locator
+from trionode.chain.mempool import Mempool
+from trionode.chain.merkle import merkle_root
+from trionode.chain.orphans import OrphanPool
+from trionode.chain.params import MAX_BLOCK_TX_BYTES, MEDIAN_TIME_SPAN, ChainParams
+from trionode.chain.pow import work_for_target
+from trionode.chain.store import (
+    STATUS_INVALID,
+    STATUS_STORED,
+    STATUS_VALID,
+    Store,
+    StoreError,
+)
+from trionode.chain.transaction import Transaction, coinbase
+from trionode.chain.validation import (
+    check_block_body,
+    check_header_context,
+    check_signatures,
+    median_time_past,
+    next_target,
+)
+
+# Blocks kept decoded in memory: a sync batch plus the recent tip area.
+BLOCK_CACHE_SIZE: Final = 1024
+# Hashes remembered as invalid without being stored (bad header context): bounded, FIFO.
+MAX_INVALID_REMEMBERED: Final = 10_000
+# Leave room in a template for the coinbase and header.
+TEMPLATE_MAX_TXS: Final = 5_000
+
+
+@dataclass(slots=True)
+class Entry:
+    """What we know of a stored block without loading its body."""
+
+    block_hash: bytes
+    header: BlockHeader
+    work: int  # cumulative, genesis included
+    status: int
+    seq: int  # first-seen order, the fork-choice tie-break
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def prev(self) -> bytes:
+        return self.header.prev_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Reorg:
+    old_tip: bytes
+    new_tip: bytes
+    depth: int  # blocks disconnected from the old main chain
+
+
+@dataclass(slots=True)
+class BlockResult:
+    """What adding a block did. ``connected`` lists blocks that joined the main chain, in order
+    (the block itself, orphans it unlocked, or a whole winning branch)."""
+
+    status: str  # "connected" | "side" | "orphan" | "duplicate" | "invalid"
+    error: ValidationError | None = None  # why, when status is "invalid"
+    connected: list[Block] = field(default_factory=list)
+    reorgs: list[Reorg] = field(default_factory=list)
+    rejected: list[tuple[bytes, ValidationError]] = field(default_factory=list)
+    missing: bytes | None = None  # for an orphan: the ancestor to ask for
+    dropped: list[Transaction] = field(default_factory=list)  # mempool txs invalidated
+
+
+class Chain:
+    def __init__(self, params: ChainParams, store: Store) -> None:
+        self.params = params
+        self.network = params.network
+        self.store = store
+        self.index: dict[bytes, Entry] = {}
+        self.children: dict[bytes, list[bytes]] = {}
+        self.main: list[bytes] = []
+        self.ledger = Ledger()
+        self.mempool = Mempool()
+        self.orphans = OrphanPool()
+        self._invalid: OrderedDict[bytes, str] = OrderedDict()
+        self._cache: OrderedDict[bytes, Block] = OrderedDict()
+        self._seq = 0
+        self._mempool_seq = 0
+        self._persisted_mempool: set[bytes] = set()
+        self._load()
+
+    # ----------------------------------------------------------------- loading
+
+    def _load(self) -> None:
+        genesis = self.params.genesis
+        network = self.store.get_meta("network")
+        if network is None:
+            self.store.set_meta("network", self.network)
+            self.store.put_block(genesis, work_for_target(genesis.header.target), STATUS_VALID, 0)
+            self.store.set_meta("tip", genesis.block_hash)
+            self.store.commit()
+        elif network != self.network:
+            raise StoreError(
+                f"{self.store.path}: this data dir belongs to network {network.hex()[:16]}…, "
+                f"but the [chain] parameters give {self.network.hex()[:16]}…"
+            )
+        for row in self.store.iter_index():
+            if row.height == 0:
+                if row.block_hash != genesis.block_hash:
+                    raise StoreError(f"{self.store.path}: stored genesis differs from the parameters")
+                work = work_for_target(row.header.target)
+            else:
+                parent = self.index.get(row.prev)
+                if parent is None:
+                    continue  # unreachable leftovers cannot be used; ignore them
+                work = parent.work + work_for_target(row.header.target)
+            self.index[row.block_hash] = Entry(row.block_hash, row.header, work, row.status, row.seq)
+            self.children.setdefault(row.prev, []).append(row.block_hash)
+            self._seq = max(self._seq, row.seq + 1)
+        tip = self.store.get_meta("tip")
+        if tip is None or tip not in self.index:
+            raise StoreError(f"{self.store.path}: the stored tip is missing; the store is damaged")
+        main: list[bytes] = []
+        entry: Entry | None = self.index[tip]
+        while entry is not None:
+            main.append(entry.block_hash)
+            entry = self.index.get(entry.prev) if entry.height > 0 else None
+        main.reverse()
+        if main[0] != genesis.block_hash or len(main) != self.index[tip].height + 1:
+            raise StoreError(f"{self.store.path}: the main chain does not lead back to genesis")
+        self.main = main
+        for block_hash in main[1:]:
+            block = self.block(block_hash)
+            if block is None:
+                raise StoreError(f"{self.store.path}: block {block_hash.hex()} is missing its body")
+            try:
+                self.ledger.apply_block(block)
+            except ValidationError as exc:
+                raise StoreError(f"{self.store.path}: stored chain fails at {block.height}: {exc}") from exc
+        for tx in self.store.mempool_load():
+            self._persisted_mempool.add(tx.txid)
+            try:
+                self.mempool.add(tx, self.ledger, 2**62)
+            except ValidationError:
+                continue
+        self._mempool_seq = self.store.mempool_next_seq()
+        self._sync_mempool_store()
+        self.store.commit()
+
+    # ----------------------------------------------------------------- queries
+
+    @property
+    def tip(self) -> Entry:
+        return self.index[self.main[-1]]
+
+    @property
+    def height(self) -> int:
+        return len(self.main) - 1
+
+    @property
+    def work(self) -> int:
+        return self.tip.work
+
+    def block(self, block_hash: bytes) -> Block | None:
+        block = self._cache.get(block_hash)
+        if block is not None:
+            self._cache.move_to_end(block_hash)
+            return block
+        block = self.store.get_block(block_hash)
+        if block is not None:
+            self._remember(block)
+        return block
+
+    def _remember(self, block: Block) -> None:
+        self._cache[block.block_hash] = block
+        if len(self._cache) > BLOCK_CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def block_at(self, height: int) -> Block | None:
+        if 0 <= height < len(self.main):
+            return self.block(self.main[height])
+        return None
+
+    def on_main(self, block_hash: bytes) -> bool:
+        entry = self.index.get(block_hash)
+        return entry is not None and entry.height < len(self.main) and self.main[entry.height] == block_hash
+
+    def knows(self, block_hash: bytes) -> bool:
+        return block_hash in self.index or block_hash in self.orphans or block_hash in self._invalid
+
+    def locator(self) -> list[bytes]:
+        return build_locator(self.main)
+
+    def blocks_after(self, locator: list[bytes], limit: int) -> list[Block]:
+        """Main-chain blocks after the first locator hash we have on our main chain.
+
+        An empty locator means "from genesis": the answer starts at height 0, like the seed's
+        full-chain request. A locator we share nothing with also starts after genesis.
+        """
+        start = 0 if not locator else 1
+        for block_hash in locator:
+            if self.on_main(block_hash):
+                start = self.index[block_hash].height + 1
+                break
+        blocks = []
+        for height in range(start, min(start + limit, len(self.main))):
+            block = self.block(self.main[height])
+            if block is None:
+                break
+            blocks.append(block)
+        return blocks
+
+    def balance(self, address: bytes) -> int:
+        return self.ledger.balance(address)
+
+    # ----------------------------------------------------------------- transactions
+
+    def add_transaction(self, tx: Transaction, now_ms: int, signature_checked: bool = False) -> None:
+        """Validate against the tip plus pending; raise ``ValidationError`` or join the mempool."""
+        self.mempool.check(tx, self.ledger, now_ms)
+        if not signature_checked:
+            check_signatures([tx], self.network)
+        self.mempool.add(tx, self.ledger, now_ms)
+
+    # ----------------------------------------------------------------- blocks
+
+    def add_block(self, block: Block, now_ms: int, signatures_checked: bool = False) -> BlockResult:
+        """Validate and store a block, reorganizing if it makes a branch with more work.
+
+        Never raises for bad data: an invalid block gives status "invalid" and ``error``.
+        Orphans it unlocks are added too; their failures are listed in ``rejected``.
+        """
+        result = BlockResult("side")
+        block_hash = block.block_hash
+        if block_hash in self.index:
+            if self.index[block_hash].status == STATUS_INVALID:
+                return self._invalid_result(result, ValidationError("known_invalid", "found invalid before"))
+            result.status = "duplicate"
+            return result
+        if block_hash in self._invalid:
+            return self._invalid_result(result, ValidationError("known_invalid", self._invalid[block_hash]))
+        if block_hash in self.orphans:
+            result.status = "orphan"
+            result.missing = self.orphans.root_of(block_hash)
+            return result
+        try:
+            check_block_body(block, self.params)
+            parent = self.index.get(block.prev_hash)
+            if parent is None:
+                if block.prev_hash in self._invalid:
+                    self._remember_invalid(block_hash, "invalid_parent")
+                    raise ValidationError("invalid_parent", "descends from an invalid block")
+                self.orphans.add(block)
+                result.status = "orphan"
+                result.missing = self.orphans.root_of(block_hash)
+                return result
+            self._add_connectable(block, parent, now_ms, signatures_checked, result)
+        except ValidationError as exc:
+            return self._invalid_result(result, exc)
+        if self.index[block_hash].status == STATUS_INVALID:
+            err = next((e for h, e in result.rejected if h == block_hash), None)
+            result.rejected = [(h, e) for h, e in result.rejected if h != block_hash]
+            return self._invalid_result(result, err or ValidationError("invalid_parent", "branch invalid"))
+        if self.on_main(block_hash):
+            result.status = "connected"
+        # Orphans waiting for this block (and their descendants) can join now.
+        pending = [block_hash]
+        while pending:
+            for child in self.orphans.pop_children(pending.pop()):
+                child_parent = self.index.get(child.prev_hash)
+                if child_parent is None:
+                    continue
+                try:
+                    check_block_body(child, self.params)
+                    self._add_connectable(child, child_parent, now_ms, False, result)
+                except ValidationError as exc:
+                    result.rejected.append((child.block_hash, exc))
+                    continue
+                if self.index[child.block_hash].status != STATUS_INVALID:
+                    pending.append(child.block_hash)
+        return result
+
+    @staticmethod
+    def _invalid_result(result: BlockResult, error: ValidationError) -> BlockResult:
+        result.status = "invalid"
+        result.error = error
+        return result
+
+    def _add_connectable(
+        self,
+        block: Block,
+        parent: Entry,
+        now_ms: int,
+        signatures_checked: bool,
+        result: BlockResult,
+    ) -> None:
+        """Store a block whose parent we have; activate it if it brings the most work."""
+        block_hash = block.block_hash
+        if parent.status == STATUS_INVALID:
+            self._remember_invalid(block_hash, "invalid_parent")
+            raise ValidationError("invalid_parent", "descends from an invalid block")
+        try:
+            check_header_context(
+                block.header,
+                parent.header,
+                self._ancestor_times(parent),
+                self._expected_target(parent),
+                now_ms,
+            )
+        except ValidationError as exc:
+            if exc.reason != "time_too_new":  # a future block may become valid later
+                self._remember_invalid(block_hash, exc.reason)
+            raise
+        if not signatures_checked:
+            check_signatures(block.txs[1:], self.network)
+        work = parent.work + work_for_target(block.header.target)
+        entry = Entry(block_hash, block.header, work, STATUS_STORED, self._seq)
+        self._seq += 1
+        self.index[block_hash] = entry
+        self.children.setdefault(parent.block_hash, []).append(block_hash)
+        self._remember(block)
+        self.store.put_block(block, entry.work, STATUS_STORED, entry.seq)
+        if entry.work > self.tip.work:
+            self._activate(entry, now_ms, result)
+
+    def _ancestor_times(self, parent: Entry) -> list[int]:
+        times: list[int] = []
+        entry: Entry | None = parent
+        while entry is not None and len(times) < MEDIAN_TIME_SPAN:
+            times.append(entry.header.timestamp)
+            entry = self.index.get(entry.prev) if entry.height > 0 else None
+        times.reverse()
+        return times
+
+    def _expected_target(self, parent: Entry) -> int:
+        n = self.params.retarget_interval
+        height = parent.height + 1
+        if n == 0 or height % n != 0:
+            return parent.header.target
+        entry = parent
+        for _ in range(n - 1):
+            entry = self.index[entry.prev]
+        return next_target(self.params, parent.header, entry.header.timestamp)
+
+    def _remember_invalid(self, block_hash: bytes, reason: str) -> None:
+        self._invalid[block_hash] = reason
+        if len(self._invalid) > MAX_INVALID_REMEMBERED:
+            self._invalid.popitem(last=False)
+
+    def _activate(self, candidate: Entry, now_ms: int, result: BlockResult) -> None:
+        """Make ``candidate`` the tip; on a state failure fall back to the best valid chain."""
+        while candidate.work > self.tip.work:
+            failure = self._switch_to(candidate, now_ms, result)
+            if failure is None:
+                return
+            bad_hash, err = failure
+            result.rejected.append((bad_hash, err))
+            self._mark_invalid(bad_hash)
+            best = self._best_entry()
+            if best is None:
+                return
+            candidate = best
+
+    def _best_entry(self) -> Entry | None:
+        """The entry with the most work (first seen on ties) not known invalid. Rare path: O(n)."""
+        best: Entry | None = None
+        for entry in self.index.values():
+            if entry.status == STATUS_INVALID or entry.work <= self.tip.work:
+                continue
+            if best is None or entry.work > best.work or (entry.work == best.work and entry.seq < best.seq):
+                best = entry
+        return best
+
+    def _mark_invalid(self, block_hash: bytes) -> None:
+        stack = [block_hash]
+        while stack:
+            h = stack.pop()
+            entry = self.index.get(h)
+            if entry is None or entry.status == STATUS_INVALID:
+                continue
+            entry.status = STATUS_INVALID
+            self.store.set_status(h, STATUS_INVALID)
+            stack.extend(self.children.get(h, ()))
+
+    def _switch_to(
+        self, target: Entry, now_ms: int, result: BlockResult
+    ) -> tuple[bytes, ValidationError] | None:
+        path: list[Entry] = []
+        entry = target
+        while not self.on_main(entry.block_hash):
+            path.append(entry)
+            entry = self.index[entry.prev]
+        fork_height = entry.height
+        old_tip = self.main[-1]
+        disconnected: list[Block] = []
+        for height in range(self.height, fork_height, -1):
+            block = self._body(self.main[height])
+            self.ledger.undo_block(block)
+            disconnected.append(block)
+        del self.main[fork_height + 1 :]
+        connected: list[Block] = []
+        for entry in reversed(path):
+            block = self._body(entry.block_hash)
+            try:
+                self.ledger.apply_block(block)
+            except ValidationError as err:
+                for undo in reversed(connected):
+                    self.ledger.undo_block(undo)
+                    self.main.pop()
+                for redo in reversed(disconnected):
+                    self.ledger.apply_block(redo)
+                    self.main.append(redo.block_hash)
+                return entry.block_hash, err
+            self.main.append(entry.block_hash)
+            connected.append(block)
+            if entry.status != STATUS_VALID:
+                entry.status = STATUS_VALID
+                self.store.set_status(entry.block_hash, STATUS_VALID)
+        self.store.set_meta("tip", self.main[-1])
+        if disconnected:
+            result.reorgs.append(Reorg(old_tip, self.main[-1], len(disconnected)))
+            gone = {b.block_hash for b in disconnected}
+            result.connected = [b for b in result.connected if b.block_hash not in gone]
+        result.connected.extend(connected)
+        confirmed = [tx.txid for block in connected for tx in block.txs]
+        self.mempool.remove(confirmed)
+        returned = [tx for block in reversed(disconnected) for tx in block.txs[1:]]
+        result.dropped.extend(self.mempool.rebuild(self.ledger, returned, now_ms))
+        return None
+
+    def _body(self, block_hash: bytes) -> Block:
+        block = self.block(block_hash)
+        if block is None:
+            raise StoreError(f"block {block_hash.hex()} is indexed but its body is missing")
+        return block
+
+    # ----------------------------------------------------------------- mining
+
+    def template(self, reward_address: bytes, now_ms: int) -> Block:
+        """A block to mine on the tip: coinbase + pending transactions, nonce 0."""
+        parent = self.tip
+        times = self._ancestor_times(parent)
+        timestamp = max(now_ms, median_time_past(times) + 1)
+        height = parent.height + 1
+        cb = coinbase(reward_address, self.params.mining_reward, height, timestamp)
+        txs = [cb, *self.mempool.select(MAX_BLOCK_TX_BYTES - len(cb.encoded), TEMPLATE_MAX_TXS)]
+        header = BlockHeader(
+            HEADER_VERSION,
+            height,
+            parent.block_hash,
+            timestamp,
+            merkle_root([tx.txid for tx in txs]),
+            self._expected_target(parent),
+            0,
+        )
+        return Block(header, txs)
+
+    # ----------------------------------------------------------------- persistence
+
+    def commit(self) -> None:
+        """Make everything since the last commit durable in one SQLite transaction."""
+        self._sync_mempool_store()
+        self.store.commit()
+
+    def _sync_mempool_store(self) -> None:
+        current = self.mempool.txs
+        for txid in self._persisted_mempool - current.keys():
+            self.store.mempool_delete(txid)
+        for txid, tx in current.items():
+            if txid not in self._persisted_mempool:
+                self.store.mempool_put(tx, self._mempool_seq)
+                self._mempool_seq += 1
+        self._persisted_mempool = set(current)
+
+    # ----------------------------------------------------------------- full check
+
+    def validate_all(self, now_ms: int, progress: Callable[[int], None] | None = None) -> list[str]:
+        """Re-check the stored main chain from genesis with every rule; errors, empty if valid."""
+        errors: list[str] = []
+        ledger = Ledger()
+        genesis = self.block_at(0)
+        if genesis is None or genesis.block_hash != self.network:
+            errors.append("height 0: genesis does not match the parameters")
+        for height in range(1, len(self.main)):
+            block = self.block_at(height)
+            if block is None:
+                errors.append(f"height {height}: body missing")
+                break
+            parent = self.index[self.main[height - 1]]
+            try:
+                if block.block_hash != self.main[height]:
+                    raise ValidationError("bad_hash", "recomputed hash differs from the index")
+                check_block_body(block, self.params)
+                check_signatures(block.txs[1:], self.network)
+                check_header_context(
+                    block.header,
+                    parent.header,
+                    self._ancestor_times(parent),
+                    self._expected_target(parent),
+                    now_ms,
+                )
+                ledger.apply_block(block)
+            except ValidationError as exc:
+                errors.append(f"height {height}: {exc}")
+                break
+            if progress is not None:
+                progress(height)
+        if not errors and ledger.balances != self.ledger.balances:
+            errors.append("ledger differs from a replay of the chain")
+        if not errors and ledger.total() != self.params.mining_reward * self.height:
+            errors.append("balances do not sum to the rewards issued")
+        return errors
