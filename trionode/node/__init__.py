@@ -1,0 +1,1 @@
+"""The node runtime: configuration, logging and the tasks that run a node."""
