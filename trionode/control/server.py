@@ -1,0 +1,85 @@
+"""Serves control verbs on ``<data_dir>/control.sock`` (mode 0600: the owner only).
+
+The socket is bound under a temporary name, restricted to 0600, then renamed into place, so
+there is no moment when another user could connect. Nothing on the P2P port answers control.
+"""
+
+import os
+import socket
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from trionode.control.protocol import SOCKET_NAME, ControlError, encode
+from trionode.control.verbs import VERBS
+from trionode.wire.codec import unpack_map
+from trionode.wire.errors import ProtocolError
+from trionode.wire.framing import FrameDecoder
+
+if TYPE_CHECKING:
+    from trionode.node.app import Node
+
+# An idle control client is dropped after this long.
+IDLE_TIMEOUT: Final = 300.0
+# Unix socket paths are limited to 108 bytes on Linux.
+MAX_SOCKET_PATH: Final = 107
+
+
+async def serve_control(
+    node: "Node", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    path = node.data_dir / SOCKET_NAME
+    if len(os.fsencode(path.absolute())) > MAX_SOCKET_PATH:
+        node.log.warning("control_disabled", reason="socket path longer than 107 bytes", path=str(path))
+        task_status.started()
+        return
+    path.unlink(missing_ok=True)  # a stale socket: the data dir LOCK says no node owns it
+    temp = path.with_name(f".{SOCKET_NAME}.{os.getpid()}")
+    temp.unlink(missing_ok=True)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.bind(str(temp.absolute()))
+    os.chmod(temp, 0o600)
+    os.rename(temp, path)
+    sock.listen(16)
+    listener = trio.SocketListener(sock)
+    task_status.started()
+
+    async def handle(stream: trio.abc.Stream) -> None:
+        try:
+            await _serve_client(node, stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, ProtocolError):
+            pass
+        finally:
+            await stream.aclose()
+
+    await trio.serve_listeners(handle, [listener])
+
+
+async def _serve_client(node: "Node", stream: trio.abc.Stream) -> None:
+    decoder = FrameDecoder()
+    while True:
+        with trio.fail_after(IDLE_TIMEOUT):
+            data = await stream.receive_some(65536)
+        if not data:
+            return
+        for body in decoder.feed(data):
+            request = unpack_map(body)
+            reply = await _dispatch(node, request)
+            await stream.send_all(encode(reply))
+            if request.get("verb") == "stop":
+                node.stop()
+
+
+async def _dispatch(node: "Node", request: dict[Any, Any]) -> dict[str, Any]:
+    verb = request.get("verb")
+    args = request.get("args") or {}
+    handler = VERBS.get(verb) if isinstance(verb, str) else None
+    if handler is None or not isinstance(args, dict):
+        return {"ok": False, "error": f"unknown control verb {verb!r}"}
+    try:
+        return {"ok": True, "result": await handler(node, args)}
+    except ControlError as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # a bug must not take the node down through its control socket
+        node.log.error("control_failed", verb=verb, exc_info=exc)
+        return {"ok": False, "error": f"internal error in {verb}: {type(exc).__name__}: {exc}"}

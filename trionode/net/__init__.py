@@ -1,0 +1,1 @@
+"""The P2P layer: transports, connections, the peer table, bans, discovery, relay and sync."""

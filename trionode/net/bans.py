@@ -1,0 +1,101 @@
+"""Misbehaviour scores and bans, persisted in bans.json so they survive restarts.
+
+A peer's offences add points (protocol.md, "Misbehaviour"); at ``BAN_SCORE`` it is banned for
+``ban_time``. Bans key on the peer's IP address, except on loopback, where they key on its
+node id: many local processes share 127.0.0.1, and one bad one must not cut a local network
+apart. An offence before the handshake on loopback has no node id to blame: it only
+disconnects.
+"""
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from trionode.atomic_file import write_atomic
+
+# Bitcoin Core's discouragement threshold: one invalid block, or several lesser offences.
+BAN_SCORE: Final = 100
+# Bounded memory for scores of peers that have not (yet) been banned.
+MAX_SCORES: Final = 10_000
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def ban_key(host: str, node_id: str | None) -> str | None:
+    """What a ban applies to; None when nothing can fairly be blamed (loopback, no node id)."""
+    if is_loopback(host):
+        return f"node:{node_id}" if node_id else None
+    return f"ip:{host.strip('[]')}"
+
+
+@dataclass
+class Ban:
+    until: float  # UNIX seconds
+    reason: str
+
+
+class BanList:
+    def __init__(self, path: Path | None, ban_time: float) -> None:
+        self.path = path
+        self.ban_time = ban_time
+        self.bans: dict[str, Ban] = {}
+        self.scores: dict[str, int] = {}
+
+    def load(self, now: float) -> list[str]:
+        if self.path is None or not self.path.exists():
+            return []
+        try:
+            data = json.loads(self.path.read_text())
+            for key, raw in dict(data).items():
+                ban = Ban(float(raw["until"]), str(raw.get("reason", "")))
+                if ban.until > now:
+                    self.bans[str(key)] = ban
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            return [f"{self.path}: unreadable, starting with no bans: {exc}"]
+        return []
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        data = {k: {"until": b.until, "reason": b.reason} for k, b in sorted(self.bans.items())}
+        write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o644)
+
+    def banned_until(self, key: str | None, now: float) -> float | None:
+        if key is None:
+            return None
+        ban = self.bans.get(key)
+        if ban is None:
+            return None
+        if ban.until <= now:
+            del self.bans[key]
+            self.save()
+            return None
+        return ban.until
+
+    def penalize(self, key: str | None, points: int, reason: str, now: float) -> float | None:
+        """Add points; returns the ban's end if this offence bans the key."""
+        if key is None or points <= 0:
+            return None
+        score = self.scores.pop(key, 0) + points
+        if score < BAN_SCORE:
+            self.scores[key] = score
+            if len(self.scores) > MAX_SCORES:
+                del self.scores[next(iter(self.scores))]
+            return None
+        until = now + self.ban_time
+        self.bans[key] = Ban(until, reason)
+        self.save()
+        return until
+
+    def unban(self, key: str) -> bool:
+        found = self.bans.pop(key, None) is not None
+        if found:
+            self.save()
+        return found

@@ -1,0 +1,267 @@
+"""One peer connection: a reader (the connection's own task) and a single writer task.
+
+The reader turns bytes into frames into typed messages and hands each to the node's
+dispatcher; the writer drains a bounded channel of already-encoded frames, batching whatever
+is queued into one ``send_all``. Nothing waits on a slow peer: ``send`` never blocks, and a
+peer whose queue is full is disconnected (``slow_reader``). Every failure of a peer ends in
+``close(reason)`` inside this connection's tasks, never beyond them.
+"""
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from trionode.net.inventory import PEER_KNOWN, RollingSet
+from trionode.wire.errors import ProtocolError
+from trionode.wire.framing import FrameDecoder
+from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake
+from trionode.wire.messages import Envelope, Error, Hello, Message, decode_message, encode_message
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+# Frames queued for one peer before it counts as not reading: a full sync batch is 1 frame,
+# so this is hundreds of relayed blocks or transactions of headroom.
+SEND_QUEUE: Final = 1_024
+# Bytes joined into one send_all when frames are queued (fewer syscalls under load).
+WRITE_BATCH: Final = 256 * 1024
+# A single send_all that makes no progress for this long means the peer stopped reading.
+SEND_TIMEOUT: Final = 30.0
+# After close(), queued frames (e.g. a goodbye Error) get this long to leave.
+CLOSE_DRAIN: Final = 1.0
+# Bytes per receive_some: large enough for a sync batch in few reads.
+RECV_CHUNK: Final = 256 * 1024
+
+
+class Connection:
+    """A peer connection's state; ``run`` is its whole life."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        remote: str,
+        outbound: bool,
+        our_hello: Callable[[], Hello],
+        node_id: bytes,
+        clock: Callable[[], float],
+        log: "FilteringBoundLogger",
+        dialed: str | None = None,
+    ) -> None:
+        self.stream = stream
+        self.remote = remote  # host:port of the socket's other end
+        self.remote_host = remote.rsplit(":", 1)[0].strip("[]")
+        self.outbound = outbound
+        self.direction = "outbound" if outbound else "inbound"
+        self.dialed = dialed  # the address we dialled, for outbound connections
+        self._our_hello = our_hello
+        self._our_id = node_id
+        self._wall = clock
+        self.log = log
+        self.peer_id: str | None = None
+        self.hello: Hello | None = None
+        self.listen_address: str | None = None
+        self.known = RollingSet(PEER_KNOWN)
+        self.connected_at = trio.current_time()
+        self.last_message = self.connected_at
+        self.ping_nonce: int | None = None
+        self.ping_sent = 0.0
+        self.rtt: float | None = None
+        self.height = 0
+        self.work = 0
+        self.tip = ""
+        self.close_reason: str | None = None
+        self.frames_in = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.unknown_messages = 0
+        self.sync: Any = None  # the sync session in flight with this peer, if any
+        self.extra: dict[str, Any] = {}  # per-peer state owned by other modules (rate limits)
+        self._send_q, self._recv_q = trio.open_memory_channel[bytes](SEND_QUEUE)
+        self._reader_scope: trio.CancelScope | None = None
+        self._writer_scope: trio.CancelScope | None = None
+        self._drain_deadline = math.inf
+        self._closing = False
+        self.ready = trio.Event()  # set once established or closed
+
+    # ------------------------------------------------------------- sending
+
+    def send(self, frame: bytes) -> bool:
+        """Queue an encoded frame; never blocks. A full queue disconnects the peer."""
+        if self._closing:
+            return False
+        try:
+            self._send_q.send_nowait(frame)
+        except trio.WouldBlock:
+            self.close("slow_reader")
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    def send_message(self, message: Message) -> bool:
+        return self.send(encode_message(message, self._our_id, self._wall()))
+
+    def close(self, reason: str, goodbye: Error | None = None) -> None:
+        """End the connection: queue ``goodbye`` if given, stop reading, drain, close."""
+        if self._closing:
+            return
+        self._closing = True
+        self.close_reason = reason
+        if goodbye is not None:
+            try:
+                self._send_q.send_nowait(encode_message(goodbye, self._our_id, self._wall()))
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                pass
+        self._send_q.close()
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
+        self._drain_deadline = trio.current_time() + CLOSE_DRAIN
+        if self._writer_scope is not None:
+            self._writer_scope.deadline = min(self._writer_scope.deadline, self._drain_deadline)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def established(self) -> bool:
+        return self.hello is not None and not self._closing
+
+    # ------------------------------------------------------------- life
+
+    async def run(
+        self,
+        on_established: Callable[["Connection"], Awaitable[bool]],
+        on_message: Callable[["Connection", Envelope], Awaitable[None]],
+        on_protocol_error: Callable[["Connection", ProtocolError], None],
+    ) -> None:
+        """Handshake, then read until closed. ``on_established`` may refuse the peer."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer)
+                with trio.CancelScope() as self._reader_scope:
+                    if self._closing:
+                        return
+                    try:
+                        await self._read(on_established, on_message)
+                    except ProtocolError as exc:
+                        on_protocol_error(self, exc)
+                        self.close(
+                            f"protocol_error:{exc.code}", Error(code="protocol_error", reason=str(exc)[:1024])
+                        )
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        self.close("connection_lost")
+                    except trio.TooSlowError:
+                        self.close("handshake_timeout")
+                if not self._closing:
+                    self.close("closed")
+        finally:
+            with trio.move_on_after(CLOSE_DRAIN, shield=True):
+                await self.stream.aclose()
+
+    async def _read(
+        self,
+        on_established: Callable[["Connection"], Awaitable[bool]],
+        on_message: Callable[["Connection", Envelope], Awaitable[None]],
+    ) -> None:
+        decoder = FrameDecoder()
+        handshake = Handshake(self._our_hello(), outbound=self.outbound)
+        for message in handshake.start():
+            self.send_message(message)
+        pending: list[Envelope] = []
+        with trio.fail_after(HANDSHAKE_TIMEOUT):
+            while self.hello is None:
+                data = await self.stream.receive_some(RECV_CHUNK)
+                if not data:
+                    self.close("eof_in_handshake")
+                    return
+                self.bytes_in += len(data)
+                for body in decoder.feed(data):
+                    envelope = decode_message(body)
+                    self.frames_in += 1
+                    if self.hello is not None:
+                        pending.append(envelope)  # arrived with the Hello in one read
+                        continue
+                    if isinstance(envelope.message, Error):
+                        # The peer refuses us (wrong network, banned...): its code is the reason.
+                        self.close(envelope.message.code)
+                        return
+                    result = handshake.receive(envelope)
+                    for message in result.send:
+                        self.send_message(message)
+                    if result.reject is not None:
+                        self.close(result.reject.code, result.reject)
+                        return
+                    if result.done is not None:
+                        self._accept_hello(result.done)
+        if not await on_established(self):
+            return
+        self.last_message = trio.current_time()
+        for envelope in pending:
+            await self._deliver(envelope, handshake, on_message)
+        while True:
+            data = await self.stream.receive_some(RECV_CHUNK)
+            if not data:
+                self.close("eof")
+                return
+            self.bytes_in += len(data)
+            for body in decoder.feed(data):
+                envelope = decode_message(body)
+                self.frames_in += 1
+                await self._deliver(envelope, handshake, on_message)
+                if self._closing:
+                    return
+
+    async def _deliver(
+        self,
+        envelope: Envelope,
+        handshake: Handshake,
+        on_message: Callable[["Connection", Envelope], Awaitable[None]],
+    ) -> None:
+        if isinstance(envelope.message, Hello):
+            result = handshake.receive(envelope)  # a second Hello: the machine rejects it
+            if result.reject is not None:
+                raise ProtocolError("duplicate_hello", "type", "second Hello on one connection")
+        await on_message(self, envelope)
+
+    def _accept_hello(self, hello: Hello) -> None:
+        self.hello = hello
+        self.peer_id = hello.node_id.hex()
+        self.height = hello.height
+        self.work = hello.work
+        self.tip = hello.tip.hex()
+        if self.outbound and self.dialed is not None:
+            self.listen_address = self.dialed
+        elif hello.listen_port:
+            host = self.remote_host
+            self.listen_address = (
+                f"[{host}]:{hello.listen_port}" if ":" in host else f"{host}:{hello.listen_port}"
+            )
+        self.log = self.log.bind(peer=self.peer_id)
+
+    async def _writer(self) -> None:
+        with trio.CancelScope(deadline=self._drain_deadline) as self._writer_scope:
+            async with self._recv_q:
+                async for frame in self._recv_q:
+                    batch = [frame]
+                    size = len(frame)
+                    while size < WRITE_BATCH:
+                        try:
+                            more = self._recv_q.receive_nowait()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        batch.append(more)
+                        size += len(more)
+                    data = batch[0] if len(batch) == 1 else b"".join(batch)
+                    try:
+                        with trio.fail_after(SEND_TIMEOUT):
+                            await self.stream.send_all(data)
+                    except trio.TooSlowError:
+                        self.close("slow_reader")
+                        return
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        self.close("connection_lost")
+                        return
+                    self.bytes_out += size

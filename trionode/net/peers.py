@@ -1,0 +1,106 @@
+"""The peer table: every node we have been connected to, keyed by node id, and peers.json.
+
+A record holds the address the peer *listens* on (from its Hello: its host as we see it plus
+its ``listen_port``), never its ephemeral source port, so the table can be redialled after a
+restart. peers.json is rewritten atomically and at most every ``SAVE_DEBOUNCE`` seconds, so a
+busy node does not rewrite it per message; at start every peer is loaded as disconnected.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from trionode.atomic_file import write_atomic
+
+# Rewrite peers.json at most this often: bounded disk traffic, at most 5 s of table lost.
+SAVE_DEBOUNCE: Final = 5.0
+# A table larger than this drops its oldest disconnected peers: bounded memory and file.
+MAX_RECORDS: Final = 2_000
+
+
+@dataclass
+class PeerRecord:
+    node_id: str
+    address: str | None  # host:port it accepts connections on; None if it does not listen
+    last_seen: float  # UNIX seconds of the last message
+    connected: bool = False
+    height: int = 0
+    work: int = 0
+    tip: str = ""
+    direction: str = ""  # "inbound" | "outbound" of the current or last connection
+    rtt: float | None = None  # seconds, last heartbeat round trip
+    misbehaviour: int = 0
+    agent: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["work"] = self.work
+        return data
+
+
+class PeerTable:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.records: dict[str, PeerRecord] = {}
+        self.dirty = False
+
+    def load(self) -> list[str]:
+        """Read peers.json, every peer marked disconnected; returns warnings (never raises)."""
+        if self.path is None or not self.path.exists():
+            return []
+        try:
+            data = json.loads(self.path.read_text())
+            for node_id, raw in dict(data).items():
+                record = PeerRecord(
+                    node_id=str(node_id),
+                    address=None if raw.get("address") is None else str(raw["address"]),
+                    last_seen=float(raw.get("last_seen", 0.0)),
+                    height=int(raw.get("height", 0)),
+                    work=int(raw.get("work", 0)),
+                    tip=str(raw.get("tip", "")),
+                    direction=str(raw.get("direction", "")),
+                    misbehaviour=int(raw.get("misbehaviour", 0)),
+                    agent=str(raw.get("agent", "")),
+                )
+                self.records[record.node_id] = record
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            return [f"{self.path}: unreadable, starting with an empty peer table: {exc}"]
+        return []
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        data = {node_id: rec.to_json() for node_id, rec in sorted(self.records.items())}
+        write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o644)
+        self.dirty = False
+
+    def seen(self, node_id: str, address: str | None, now: float) -> PeerRecord:
+        record = self.records.get(node_id)
+        if record is None:
+            record = self.records[node_id] = PeerRecord(node_id, address, now)
+            self._trim()
+        elif address is not None:
+            record.address = address
+        record.last_seen = now
+        self.dirty = True
+        return record
+
+    def remove_stale(self, now: float, timeout: float) -> list[str]:
+        """The seed's stale cleanup: disconnected peers unseen for ``timeout`` leave the table."""
+        stale = [n for n, r in self.records.items() if not r.connected and now - r.last_seen > timeout]
+        for node_id in stale:
+            del self.records[node_id]
+        if stale:
+            self.dirty = True
+        return stale
+
+    def _trim(self) -> None:
+        if len(self.records) <= MAX_RECORDS:
+            return
+        idle = sorted((r for r in self.records.values() if not r.connected), key=lambda r: r.last_seen)
+        for record in idle[: len(self.records) - MAX_RECORDS]:
+            del self.records[record.node_id]
+
+    def listen_addresses(self) -> set[str]:
+        return {r.address for r in self.records.values() if r.address}

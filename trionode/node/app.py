@@ -1,0 +1,323 @@
+"""The node: one root nursery supervising every task, and the shutdown that ends them.
+
+Tasks under the root nursery: the chain owner (the only code touching chain state), the
+P2P listener (started with ``nursery.start`` so the bound address is known), the dialer,
+one task per peer connection (in their own nursery, drained on shutdown), the heartbeat
+loop, the consensus loop, the peers.json saver, the miner, the control server and the
+signal watcher. Transport, clocks, randomness and CPU workers come from ``Environment``,
+so the simulator can run many nodes in one process, deterministically.
+"""
+
+import fcntl
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final
+
+import trio
+
+from trionode import AGENT
+from trionode.atomic_file import write_atomic
+from trionode.chain.store import Store
+from trionode.chain.tree import Chain
+from trionode.net.candidates import Candidates
+from trionode.net.connection import Connection
+from trionode.net.manager import Limits, PeerManager
+from trionode.net.transport import TcpTransport, Transport
+from trionode.node.chain_owner import ChainOwner
+from trionode.node.config import NodeConfig, format_hostport
+from trionode.node.dispatch import Dispatcher
+from trionode.node.intake import Intake
+from trionode.node.miner import Miner
+from trionode.node.sync import Consensus
+from trionode.node.workers import PowSolver, ProcessSolver, SignatureChecker, ThreadSignatureChecker
+from trionode.wallet import WalletError, Wallets
+from trionode.wire import messages as m
+from trionode.wire.payloads import PROTOCOL_VERSION
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+# Connections get this long to say goodbye and drain at shutdown (INTERFACE: exit within 5 s).
+SHUTDOWN_DRAIN: Final = 2.0
+# The wallet that receives rewards when no address is given ("the node's own wallet").
+NODE_WALLET: Final = "node"
+
+
+class StartupError(Exception):
+    """The node cannot start (data dir locked, store unreadable); one line for the user."""
+
+
+@dataclass
+class Environment:
+    """Everything a node takes from the outside world."""
+
+    transport: Transport
+    wall: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=lambda: random.Random(os.urandom(32)))
+    solver: PowSolver = field(default_factory=ProcessSolver)
+    signatures: SignatureChecker = field(default_factory=ThreadSignatureChecker)
+    control: bool = True  # serve <data_dir>/control.sock
+    signals: bool = True  # SIGINT/SIGTERM stop the node
+    lock: bool = True  # hold <data_dir>/LOCK so two nodes never share a store
+
+    @classmethod
+    def real(cls, workers: int | None = None) -> "Environment":
+        return cls(transport=TcpTransport(), solver=ProcessSolver(workers))
+
+
+def load_node_id(data_dir: Path, rng: random.Random) -> str:
+    """The node id, created once and kept in the data dir (the seed made a new one per start)."""
+    path = data_dir / "node_id"
+    try:
+        text = path.read_text().strip()
+        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+            return text
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StartupError(f"{path}: cannot read the node id: {exc.strerror}") from None
+    node_id = f"{rng.getrandbits(128):032x}"
+    write_atomic(path, (node_id + "\n").encode(), mode=0o644)
+    return node_id
+
+
+class Node:
+    def __init__(self, config: NodeConfig, env: Environment, log: "FilteringBoundLogger") -> None:
+        self.config = config
+        self.env = env
+        self.wall = env.wall
+        self.data_dir = config.data_dir
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"{self.data_dir}: cannot create the data dir: {exc.strerror}") from None
+        self._lock_file: IO[bytes] | None = None
+        if env.lock:
+            self._lock()
+        self.node_id = load_node_id(self.data_dir, env.rng)
+        self.node_id_bytes = bytes.fromhex(self.node_id)
+        self.log = log.bind(node_id=self.node_id)
+        from trionode.chain.store import StoreError
+
+        try:
+            self.chain = Chain(config.chain, Store(self.data_dir / "chain.db"))
+        except StoreError as exc:
+            self._unlock()
+            raise StartupError(str(exc)) from None
+        self.network = config.chain.network
+        self.owner = ChainOwner(self.chain)
+        self.listen_address: str | None = None
+        self.listen_port = 0
+        self.started_at = self.wall()
+        limits = Limits(
+            max_peers=config.max_peers,
+            outbound_target=config.outbound_target,
+            discover=config.discover,
+            heartbeat_interval=config.heartbeat_interval,
+            peer_timeout=config.peer_timeout,
+        )
+        self.manager = PeerManager(
+            node_id=self.node_id,
+            transport=env.transport,
+            limits=limits,
+            data_dir=self.data_dir,
+            ban_time=config.ban_time,
+            wall=env.wall,
+            rng_bits=env.rng.getrandbits,
+            candidates=Candidates(env.rng),
+            hello=self.hello,
+            heartbeat=self.heartbeat,
+            log=self.log,
+        )
+        self.intake = Intake(
+            self.owner, self.manager, env.signatures, self.network, self.node_id_bytes, env.wall, self.log
+        )
+        self.consensus = Consensus(
+            self.owner,
+            self.manager,
+            self.intake,
+            env.signatures,
+            self.network,
+            config.sync_interval,
+            self.log,
+        )
+        self.miner = Miner(self.owner, self.intake, env.solver, env.wall, self.log)
+        self.dispatcher = Dispatcher(self)
+        self.manager.on_message = self.dispatcher.on_message
+        self.manager.on_new_peer = self._on_new_peer
+        self.wallets = Wallets(self.data_dir)
+        self._stop = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._listener_scope = trio.CancelScope()
+        self.stopping = False
+
+    # ------------------------------------------------------------- data dir lock
+
+    def _lock(self) -> None:
+        path = self.data_dir / "LOCK"
+        handle = open(path, "ab")  # noqa: SIM115 - held for the node's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StartupError(f"{self.data_dir}: another trionode is running on this data dir") from None
+        self._lock_file = handle
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # ------------------------------------------------------------- messages we send
+
+    def hello(self) -> m.Hello:
+        snap = self.owner.snapshot
+        return m.Hello(
+            version=PROTOCOL_VERSION,
+            network=self.network,
+            node_id=self.node_id_bytes,
+            listen_port=self.listen_port,
+            height=snap.height,
+            tip=bytes.fromhex(snap.tip),
+            work=snap.work,
+            agent=AGENT,
+        )
+
+    def heartbeat(self, nonce: int, echo: bool) -> m.Heartbeat:
+        snap = self.owner.snapshot
+        return m.Heartbeat(
+            node_id=self.node_id_bytes,
+            height=snap.height,
+            tip=bytes.fromhex(snap.tip),
+            work=snap.work,
+            nonce=nonce,
+            echo=echo,
+        )
+
+    def _on_new_peer(self, conn: Connection) -> None:
+        if self.config.discover:
+            conn.send_message(m.PeerDiscovery(request=True, peers=[]))
+        self.manager.announce(conn)
+        self.consensus.on_peer_work(conn)
+
+    # ------------------------------------------------------------- tasks
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start a background task under the root nursery (e.g. fetching an orphan's parents)."""
+        if self._nursery is not None and not self.stopping:
+            self._nursery.start_soon(fn, *args)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def reward_address(self, name_or_address: str | None) -> bytes:
+        """An address, a wallet name, or (None/"") the node's own wallet, created on first use."""
+        if name_or_address:
+            return self.wallets.resolve(name_or_address)
+        try:
+            return self.wallets.load(NODE_WALLET).address
+        except WalletError:
+            return self.wallets.new(NODE_WALLET).address
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until ``stop()`` (or a signal); returns after a clean shutdown."""
+        config = self.config
+        self.manager.load()
+        for host, port in config.peers:
+            self.manager.add_seed(format_hostport(host, port))
+        mining_address: bytes | None = None
+        if config.mining_enabled:
+            mining_address = self.reward_address(config.mining_address)
+        try:
+            async with trio.open_nursery() as root:
+                self._nursery = root
+                await root.start(self.owner.run)
+                self.manager.nursery = await root.start(_nursery_host)
+                self.listen_address = await root.start(self._listen)
+                self.listen_port = int(self.listen_address.rsplit(":", 1)[1])
+                self.log.info(
+                    "node_started",
+                    network=self.network.hex(),
+                    height=self.chain.height,
+                    tip=self.chain.main[-1].hex(),
+                    data_dir=str(self.data_dir),
+                    agent=AGENT,
+                )
+                self.log.info("listening", address=self.listen_address)
+                root.start_soon(self.manager.dialer)
+                root.start_soon(self.manager.heartbeats)
+                root.start_soon(self.manager.saver)
+                root.start_soon(self.consensus.loop)
+                if mining_address is not None:
+                    root.start_soon(self.miner.run, mining_address)
+                if self.env.control:
+                    from trionode.control.server import serve_control
+
+                    await root.start(serve_control, self)
+                if self.env.signals:
+                    root.start_soon(self._watch_signals)
+                task_status.started(self.listen_address)
+                await self._stop.wait()
+                await self._shutdown()
+                root.cancel_scope.cancel()
+        finally:
+            self._close()
+
+    async def _listen(self, *, task_status: trio.TaskStatus[str]) -> None:
+        assert self.manager.nursery is not None
+        with self._listener_scope:
+            await self.env.transport.listen(
+                self.config.listen_host,
+                self.config.listen_port,
+                self.manager.handle_inbound,
+                self.manager.nursery,
+                task_status=task_status,
+            )
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                self.log.info("signal_received", signal=signal.Signals(signum).name)
+                self.stop()
+                return
+
+    async def _shutdown(self) -> None:
+        """Stop accepting, say goodbye, give connections a bounded drain."""
+        self.stopping = True
+        self.manager.stopping = True
+        self._listener_scope.cancel()
+        for conn in [*self.manager.connections.values(), *self.manager.handshaking]:
+            conn.close("shutdown", m.Error(code="shutdown", reason="node is stopping"))
+        with trio.move_on_after(SHUTDOWN_DRAIN):
+            await self.manager.wait_all_closed()
+
+    def _close(self) -> None:
+        """Flush peers.json and the chain store; runs however the node ended."""
+        try:
+            self.manager.save_if_needed(force=True)
+            self.manager.bans.save()
+        except OSError as exc:
+            self.log.error("state_file_write_failed", detail=str(exc))
+        try:
+            self.chain.commit()
+            self.chain.store.close()
+        finally:
+            self.log.info("node_stopped", height=self.chain.height, tip=self.chain.main[-1].hex())
+            if self.env.control:
+                try:
+                    (self.data_dir / "control.sock").unlink(missing_ok=True)
+                except OSError:
+                    pass
+            self._unlock()
+
+
+async def _nursery_host(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    """Holds the connections' nursery open until the root nursery is cancelled."""
+    async with trio.open_nursery() as nursery:
+        task_status.started(nursery)
+        await trio.sleep_forever()

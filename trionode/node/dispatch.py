@@ -1,0 +1,63 @@
+"""Routes each message from an established peer to the part of the node that handles it."""
+
+from typing import TYPE_CHECKING
+
+import trio
+
+from trionode.chain.errors import ValidationError
+from trionode.net.connection import Connection
+from trionode.wire import messages as m
+
+if TYPE_CHECKING:
+    from trionode.node.app import Node
+
+
+class Dispatcher:
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+
+    async def on_message(self, conn: Connection, env: m.Envelope) -> None:
+        node = self.node
+        msg = env.message
+        now = trio.current_time()
+        if isinstance(msg, m.Heartbeat):
+            if msg.echo:
+                if msg.nonce != conn.ping_nonce:
+                    node.log.debug("heartbeat_wrong_nonce", peer=conn.peer_id)
+                    return  # a wrong echo is not a sign of life
+                conn.rtt = now - conn.ping_sent
+                conn.ping_nonce = None
+            else:
+                conn.send_message(node.heartbeat(msg.nonce, True))
+            conn.last_message = now
+            conn.height, conn.work, conn.tip = msg.height, msg.work, msg.tip.hex()
+            node.log.debug("heartbeat", peer=conn.peer_id, echo=msg.echo, height=msg.height, rtt=conn.rtt)
+            node.consensus.on_peer_work(conn)
+            return
+        conn.last_message = now
+        record = node.manager.table.records.get(conn.peer_id or "")
+        if record is not None:
+            record.last_seen = node.wall()
+        if isinstance(msg, m.NewTransaction):
+            try:
+                await node.intake.submit_transaction(msg.tx, conn)
+            except ValidationError:
+                pass  # logged and penalised by intake
+        elif isinstance(msg, m.NewBlock):
+            result = await node.intake.submit_block(msg.block, conn)
+            if result.status == "orphan" and conn.sync is None:
+                node.spawn(node.consensus.sync_with, conn)
+            if msg.block.height > conn.height and result.status != "invalid":
+                conn.height = msg.block.height
+        elif isinstance(msg, m.RequestChain):
+            await node.consensus.serve(conn, msg)
+        elif isinstance(msg, m.ResponseChain):
+            await node.consensus.on_response(conn, msg)
+        elif isinstance(msg, m.PeerDiscovery):
+            node.manager.on_discovery(conn, msg)
+        elif isinstance(msg, m.Error):
+            node.log.info("peer_error", peer=conn.peer_id, code=msg.code, reason=msg.reason)
+            conn.close(f"peer_error:{msg.code}")
+        else:
+            conn.unknown_messages += 1
+            node.log.debug("unknown_message", peer=conn.peer_id, type=env.type)

@@ -1,0 +1,156 @@
+"""How transactions and blocks enter the chain, from peers, the CLI or the miner.
+
+One path for all: cheap checks, signatures off the event loop, the chain owner decides, then
+the outcome is logged (INTERFACE.md's events), relayed to peers that may not have it (encoded
+once, sent to many), and an invalid sender is penalised. Relay happens only after validation.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from trionode.chain.block import Block
+from trionode.chain.errors import ValidationError
+from trionode.chain.transaction import Transaction
+from trionode.chain.tree import BlockResult
+from trionode.net.connection import Connection
+from trionode.net.inventory import NODE_SEEN, RollingSet
+from trionode.net.manager import POINTS_INVALID_BLOCK, POINTS_INVALID_TX, PeerManager
+from trionode.node.chain_owner import ChainOwner
+from trionode.node.workers import SignatureChecker
+from trionode.wire import messages as m
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+# Rejections that prove the sender sent something no honest node would (not races such as
+# a transaction confirmed meanwhile): they cost misbehaviour points.
+PENALISED_TX: Final = frozenset({"bad_signature", "bad_amount", "unexpected_coinbase", "malformed"})
+# A reorg may connect many blocks; relay only the newest few, peers fetch the rest by locator.
+RELAY_MAX_BLOCKS: Final = 16
+
+
+class Intake:
+    def __init__(
+        self,
+        owner: ChainOwner,
+        manager: PeerManager,
+        signatures: SignatureChecker,
+        network: bytes,
+        node_id: bytes,
+        wall: Callable[[], float],
+        log: "FilteringBoundLogger",
+    ) -> None:
+        self.owner = owner
+        self.manager = manager
+        self.signatures = signatures
+        self.network = network
+        self.node_id = node_id
+        self.wall = wall
+        self.log = log
+        self.seen_txs = RollingSet(NODE_SEEN)
+        self.accepted_txs = 0
+        self.accepted_blocks = 0
+
+    def now_ms(self) -> int:
+        return int(self.wall() * 1000)
+
+    def frame(self, message: m.Message) -> bytes:
+        return m.encode_message(message, self.node_id, self.wall())
+
+    async def submit_transaction(self, tx: Transaction, origin: Connection | None) -> None:
+        """Validate, add to the mempool and relay; raise ``ValidationError`` if rejected."""
+        txid = tx.txid
+        if origin is not None:
+            origin.known.add(txid)
+            if txid in self.seen_txs:
+                return
+        try:
+            if tx.is_coinbase:
+                raise ValidationError("unexpected_coinbase", "a coinbase only appears in a block")
+            if await self.signatures.first_bad([tx], self.network) is not None:
+                raise ValidationError("bad_signature", "signature does not verify")
+            now = self.now_ms()
+            await self.owner.call(lambda chain: chain.add_transaction(tx, now, signature_checked=True))
+        except ValidationError as exc:
+            self.seen_txs.add(txid)
+            self.log.info(
+                "tx_rejected", txid=txid.hex(), reason=exc.reason, peer=origin.peer_id if origin else None
+            )
+            if origin is not None and exc.reason in PENALISED_TX:
+                self.manager.penalize(origin, POINTS_INVALID_TX, f"invalid_tx:{exc.reason}")
+            raise
+        self.seen_txs.add(txid)
+        self.accepted_txs += 1
+        self.log.info("tx_accepted", txid=txid.hex(), peer=origin.peer_id if origin else None)
+        self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), txid, exclude=origin)
+
+    async def submit_block(
+        self,
+        block: Block,
+        origin: Connection | None,
+        *,
+        signatures_checked: bool = False,
+        relay: bool = True,
+        quiet: bool = False,
+    ) -> BlockResult:
+        """Add a block; log, penalise and relay according to what the chain made of it."""
+        block_hash = block.block_hash
+        if origin is not None:
+            origin.known.add(block_hash)
+        if not signatures_checked:
+            if await self.owner.call(lambda chain: chain.knows(block_hash)):
+                # Duplicate, known invalid or a known orphan: answered without new work.
+                result = await self.owner.call(lambda chain: chain.add_block(block, self.now_ms(), False))
+                self.report(block, result, origin, relay=False, quiet=quiet)
+                return result
+            bad = await self.signatures.first_bad(block.txs, self.network)
+            if bad is not None:
+                result = BlockResult("invalid", error=ValidationError("bad_signature", f"tx {bad}"))
+                self.report(block, result, origin, relay=False, quiet=quiet)
+                return result
+        now = self.now_ms()
+        result = await self.owner.call(lambda chain: chain.add_block(block, now, signatures_checked=True))
+        self.report(block, result, origin, relay=relay, quiet=quiet)
+        return result
+
+    def report(
+        self, block: Block, result: BlockResult, origin: Connection | None, *, relay: bool, quiet: bool
+    ) -> None:
+        peer = origin.peer_id if origin is not None else None
+        for reorg in result.reorgs:
+            self.log.info(
+                "chain_reorganized",
+                old_tip=reorg.old_tip.hex(),
+                new_tip=reorg.new_tip.hex(),
+                depth=reorg.depth,
+            )
+        for accepted in result.connected:
+            self.accepted_blocks += 1
+            fields = {"hash": accepted.block_hash.hex(), "height": accepted.height, "txs": len(accepted.txs)}
+            if quiet:
+                self.log.debug("block_accepted", peer=peer, **fields)
+            else:
+                self.log.info("block_accepted", peer=peer, **fields)
+        if result.status == "side":
+            self.log.info(
+                "block_stored", hash=block.block_hash.hex(), height=block.height, branch="side", peer=peer
+            )
+        for tx in result.dropped:
+            self.log.info("tx_dropped", txid=tx.txid.hex(), reason="invalid_after_tip_change")
+        for bad_hash, err in result.rejected:
+            self.log.warning(
+                "block_rejected", hash=bad_hash.hex(), reason=err.reason, detail=err.detail, peer=peer
+            )
+        if result.status == "invalid" and result.error is not None:
+            err = result.error
+            self.log.warning(
+                "block_rejected", hash=block.block_hash.hex(), reason=err.reason, detail=err.detail, peer=peer
+            )
+            if origin is not None:
+                self.manager.penalize(origin, POINTS_INVALID_BLOCK, f"invalid_block:{err.reason}")
+        if relay and result.connected:
+            for accepted in result.connected[-RELAY_MAX_BLOCKS:]:
+                self.relay_block(accepted, origin)
+
+    def relay_block(self, block: Block, origin: Connection | None) -> None:
+        self.manager.broadcast(self.frame(m.NewBlock(block=block)), block.block_hash, exclude=origin)

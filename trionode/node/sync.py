@@ -1,0 +1,232 @@
+"""Incremental sync and the consensus loop (the seed's ResolveConflicts, done right).
+
+A node behind sends ``RequestChain`` with a block locator and gets only the blocks after the
+fork point, up to 500 per ``ResponseChain``; it asks again while batches bring progress and
+the peer claims more than we have. The consensus loop runs every ``sync_interval`` (the first
+soon after start), when a peer shows more work (Hello, Heartbeat) and on ``trionode sync``:
+it syncs from the peer claiming the most work; a peer that claims more than it delivers, or
+delivers invalid blocks, is penalised and the next best peer is tried; a stalled one is
+dropped. Chain switches happen block by block in the chain owner, atomically in the store.
+"""
+
+from typing import TYPE_CHECKING, Final, NoReturn
+
+import trio
+
+from trionode.chain.block import Block
+from trionode.net.connection import Connection
+from trionode.net.manager import POINTS_INVALID_BLOCK, POINTS_UNDELIVERED, PeerManager
+from trionode.net.wakeup import Wakeup
+from trionode.node.chain_owner import ChainOwner
+from trionode.node.intake import Intake
+from trionode.node.workers import SignatureChecker
+from trionode.wire import messages as m
+from trionode.wire.framing import MAX_FRAME
+from trionode.wire.payloads import MAX_BLOCKS_PER_RESPONSE
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+# A sync peer that sends nothing useful for this long is dropped and the next one tried.
+STALL_TIMEOUT: Final = 30.0
+# First consensus round this soon after start (the seed waits 10 s; peers' Hellos usually
+# trigger one earlier).
+FIRST_ROUND: Final = 10.0
+# Room for the envelope and array headers when filling a ResponseChain up to the frame limit.
+FRAME_MARGIN: Final = 64 * 1024
+# Per-block overhead of the wire array beyond ``Block.size()`` (array headers, target bytes).
+BLOCK_WIRE_OVERHEAD: Final = 64
+
+
+class SyncSession:
+    def __init__(self, conn: Connection, start_height: int, start_work: int) -> None:
+        self.conn = conn
+        self.claimed_work = conn.work
+        self.start_height = start_height
+        self.start_work = start_work
+        self.started = trio.current_time()
+        self.last_progress = self.started
+        self.received = 0
+        self.limit = MAX_BLOCKS_PER_RESPONSE
+        self.done = trio.Event()
+        self.changed = trio.Event()
+        self.failure: str | None = None
+
+    def finish(self, failure: str | None = None) -> None:
+        self.failure = failure
+        if self.conn.sync is self:
+            self.conn.sync = None
+        self.done.set()
+        self.changed.set()
+
+
+class Consensus:
+    def __init__(
+        self,
+        owner: ChainOwner,
+        manager: PeerManager,
+        intake: Intake,
+        signatures: SignatureChecker,
+        network: bytes,
+        sync_interval: float,
+        log: "FilteringBoundLogger",
+    ) -> None:
+        self.owner = owner
+        self.manager = manager
+        self.intake = intake
+        self.signatures = signatures
+        self.network = network
+        self.sync_interval = sync_interval
+        self.log = log
+        self.wakeup = Wakeup()
+        self.rounds = 0
+        self._round_done = trio.Event()
+        self._undelivered: dict[str, int] = {}  # node id -> claimed work it failed to deliver
+
+    # ------------------------------------------------------------- the loop
+
+    async def loop(self) -> NoReturn:
+        await self.wakeup.wait(min(FIRST_ROUND, self.sync_interval))
+        while True:
+            await self.round()
+            await self.wakeup.wait(self.sync_interval)
+
+    async def round(self) -> None:
+        """Sync from the peers claiming more work than ours, best first, until none is left."""
+        tried: set[str] = set()
+        while True:
+            ours = self.owner.snapshot.work
+            best: Connection | None = None
+            for conn in self.manager.established():
+                peer = conn.peer_id
+                if peer is None or peer in tried or conn.work <= ours or conn.sync is not None:
+                    continue
+                if self._undelivered.get(peer, -1) >= conn.work:
+                    continue  # it already failed to deliver this much
+                if best is None or conn.work > best.work:
+                    best = conn
+            if best is None:
+                break
+            tried.add(best.peer_id or "")
+            await self.sync_with(best)
+        self.rounds += 1
+        self._round_done.set()
+        self._round_done = trio.Event()
+
+    async def run_now(self) -> None:
+        """``trionode sync``: run a round now and return when it is over."""
+        done = self._round_done
+        self.wakeup.poke()
+        await done.wait()
+
+    async def sync_with(self, conn: Connection) -> None:
+        session = await self.start(conn)
+        if session is None:
+            return
+        while not session.done.is_set():
+            with trio.move_on_after(STALL_TIMEOUT):
+                await session.changed.wait()
+                session.changed = trio.Event()
+                continue
+            if trio.current_time() - session.last_progress >= STALL_TIMEOUT:
+                self.log.info("sync_stalled", peer=conn.peer_id, height=self.owner.snapshot.height)
+                session.finish("stalled")
+                conn.close("sync_stalled", m.Error(code="timeout", reason="sync request not answered"))
+        snapshot = self.owner.snapshot
+        if session.failure is None and snapshot.work < session.claimed_work and conn.peer_id is not None:
+            self._undelivered[conn.peer_id] = session.claimed_work
+            self.log.info(
+                "sync_undelivered", peer=conn.peer_id, claimed=session.claimed_work, work=snapshot.work
+            )
+            self.manager.penalize(conn, POINTS_UNDELIVERED, "claimed_more_work_than_delivered")
+
+    async def start(self, conn: Connection) -> SyncSession | None:
+        """Begin a sync session with ``conn`` (also used to fetch an orphan's ancestors)."""
+        if conn.sync is not None or conn.closing:
+            return None
+        snapshot = self.owner.snapshot
+        session = SyncSession(conn, snapshot.height, snapshot.work)
+        conn.sync = session
+        await self._request(session)
+        return session
+
+    async def _request(self, session: SyncSession) -> None:
+        locator = await self.owner.call(lambda chain: chain.locator())
+        message = m.RequestChain(locator=locator, limit=session.limit)
+        if not session.conn.send_message(message):
+            session.finish("send_failed")
+
+    # ------------------------------------------------------------- messages
+
+    async def serve(self, conn: Connection, msg: m.RequestChain) -> None:
+        """Answer a RequestChain: blocks after the fork point, within the limit and a frame."""
+        limit = min(msg.limit, MAX_BLOCKS_PER_RESPONSE)
+        locator = msg.locator
+        blocks = await self.owner.call(lambda chain: chain.blocks_after(locator, limit))
+        budget = MAX_FRAME - FRAME_MARGIN
+        chosen: list[Block] = []
+        for block in blocks:
+            budget -= block.size() + BLOCK_WIRE_OVERHEAD
+            if budget < 0:
+                break
+            chosen.append(block)
+        conn.send_message(m.ResponseChain(blocks=chosen))
+
+    async def on_response(self, conn: Connection, msg: m.ResponseChain) -> None:
+        session = conn.sync
+        if not isinstance(session, SyncSession) or session.done.is_set():
+            conn.unknown_messages += 1
+            self.log.debug("unsolicited_response", peer=conn.peer_id, blocks=len(msg.blocks))
+            return
+        blocks = msg.blocks
+        before = self.owner.snapshot
+        session.last_progress = trio.current_time()
+        if blocks:
+            txs = [tx for block in blocks for tx in block.txs[1:]]
+            bad = await self.signatures.first_bad(txs, self.network)
+            if bad is not None:
+                self.log.warning("block_rejected", hash="", reason="bad_signature", peer=conn.peer_id)
+                self.manager.penalize(conn, POINTS_INVALID_BLOCK, "invalid_block:bad_signature")
+                session.finish("invalid")
+                return
+        bulk = len(blocks) >= session.limit
+        progress = False
+        for block in blocks:
+            result = await self.intake.submit_block(
+                block, conn, signatures_checked=True, relay=False, quiet=bulk
+            )
+            if result.status == "invalid":
+                session.finish("invalid")
+                return
+            if result.status == "orphan":
+                self.log.info("sync_unconnected", peer=conn.peer_id, hash=block.block_hash.hex())
+                session.finish("unconnected")
+                return
+            if result.status in ("connected", "side"):
+                progress = True
+        session.received += len(blocks)
+        after = self.owner.snapshot
+        elapsed = max(trio.current_time() - session.started, 1e-9)
+        if blocks:
+            self.log.info(
+                "sync_progress",
+                peer=conn.peer_id,
+                height=after.height,
+                target=max(conn.height, after.height),
+                blocks=session.received,
+                rate=round(session.received / elapsed, 1),
+            )
+        session.changed.set()
+        if progress and (bulk or after.height < conn.height):
+            await self._request(session)
+            return
+        session.finish()
+        if after.tip != before.tip or after.height != session.start_height:
+            tip_block = await self.owner.call(lambda chain: chain.block_at(chain.height))
+            if tip_block is not None:
+                self.intake.relay_block(tip_block, conn)
+
+    def on_peer_work(self, conn: Connection) -> None:
+        """A Hello or Heartbeat showed this peer's work: wake consensus if it beats ours."""
+        if conn.work > self.owner.snapshot.work and conn.sync is None:
+            self.wakeup.poke()

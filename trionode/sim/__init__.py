@@ -1,0 +1,1 @@
+"""Deterministic whole-network simulation (issue #9)."""
