@@ -1,0 +1,118 @@
+"""Wire codec throughput: frames/s encoded and decoded, beside raw msgpack on the same objects.
+
+    python benchmarks/bench_codec.py [--quick]
+
+Two messages: a small Heartbeat and a NewBlock of 100 signed transactions. "encode" is
+``encode_message`` (a complete frame); "decode" is ``FrameDecoder.feed`` + ``decode_message``
+(full validation, transactions rebuilt with their txids). The raw columns are
+``msgpack.packb``/``msgpack.unpackb`` of the same envelope dict: the floor of any msgpack
+codec, without validation. Each figure is the median of several timed runs; the last line
+is JSON with every figure.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from trionode.chain.block import Block, BlockHeader
+from trionode.chain.keys import KeyPair
+from trionode.chain.merkle import merkle_root
+from trionode.chain.transaction import coinbase, sign_transaction
+from trionode.wire.framing import FrameDecoder
+from trionode.wire.messages import Heartbeat, Message, NewBlock, decode_message, encode_message, envelope_dict
+
+SENDER = bytes(range(16))
+TS = 1_704_067_260.25
+
+
+def heartbeat() -> Heartbeat:
+    return Heartbeat(SENDER, 123_456, bytes(range(32)), 2**80 + 12345, 2**40 + 7, False)
+
+
+def block_message(n_txs: int = 100) -> NewBlock:
+    key = KeyPair(bytes(32))
+    network = bytes(range(32))
+    txs = [coinbase(key.address, 50 * 10**8, 1, 1_704_067_260_000)]
+    txs += [
+        sign_transaction(key, network, bytes([i % 256]) * 20, 1000 + i, i, 1_704_067_260_000 + i)
+        for i in range(n_txs - 1)
+    ]
+    header = BlockHeader(1, 1, network, 1_704_067_260_000, merkle_root([t.txid for t in txs]), 2**248 - 1, 42)
+    return NewBlock(Block(header, txs))
+
+
+def rate(fn: Callable[[], Any], number: int, repeats: int) -> float:
+    """Median calls per second over ``repeats`` runs of ``number`` calls."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        rates.append(number / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def bench(name: str, msg: Message, number: int, repeats: int) -> dict[str, float]:
+    frame = encode_message(msg, SENDER, TS)
+    body = frame[4:]
+    env = envelope_dict(msg, SENDER, TS)
+    assert msgpack.packb(env, use_bin_type=True) == body
+
+    decoder = FrameDecoder()  # one per connection, as in the node
+
+    def decode() -> None:
+        (b,) = decoder.feed(frame)
+        decode_message(b)
+
+    figures: dict[str, float] = {
+        "bytes": float(len(frame)),
+        "encode": rate(lambda: encode_message(msg, SENDER, TS), number, repeats),
+        "decode": rate(decode, number, repeats),
+        "raw_packb": rate(lambda: msgpack.packb(env, use_bin_type=True), number, repeats),
+        "raw_unpackb": rate(lambda: msgpack.unpackb(body, raw=False), number, repeats),
+    }
+    if isinstance(msg, NewBlock):
+        raw_block = msgpack.unpackb(body, raw=False)["payload"]["block"]
+        # The chain core's share of decoding: rebuilding transactions (re-encode, txid).
+        figures["chain_from_wire"] = rate(lambda: Block.from_wire(raw_block), number, repeats)
+        print(f"{'':<14} of which Block.from_wire alone: {figures['chain_from_wire']:,.0f}/s")
+    print(
+        f"{name:<14} {len(frame):>7,} B  encode {figures['encode']:>10,.0f}/s  decode {figures['decode']:>10,.0f}/s"
+        f"  | raw packb {figures['raw_packb']:>10,.0f}/s  unpackb {figures['raw_unpackb']:>10,.0f}/s",
+        flush=True,
+    )
+    return figures
+
+
+def bench_batch(number: int, repeats: int) -> dict[str, float]:
+    """Frames/s through FrameDecoder alone: 10,000 Heartbeat frames arriving in one piece."""
+    stream = encode_message(heartbeat(), SENDER, TS) * 10_000
+    per_second = rate(lambda: FrameDecoder().feed(stream), max(1, number // 10_000), repeats) * 10_000
+    print(f"{'framing batch':<14} 10,000 frames/piece  split {per_second:>12,.0f} frames/s", flush=True)
+    return {"split": per_second}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a few seconds)")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 7
+    results = {
+        "heartbeat": bench("Heartbeat", heartbeat(), 5_000 if args.quick else 50_000, repeats),
+        "block_100tx": bench("NewBlock 100tx", block_message(), 100 if args.quick else 1_000, repeats),
+        "framing_batch": bench_batch(100_000 if args.quick else 1_000_000, repeats),
+    }
+    print(json.dumps({"benchmark": "codec", "python": sys.version.split()[0], "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+import importlib.util
+import sys
+from typing import Any
+
+import msgpack
+import pytest
+
+import trionode.wire.codec as codec
+from trionode.wire.codec import (
+    BUDGET_FROM,
+    MAX_ARRAY_LEN,
+    MAX_MAP_LEN,
+    MAX_STR_LEN,
+    array_header,
+    pack,
+    unpack_map,
+)
+from trionode.wire.errors import (
+    BAD_MSGPACK,
+    FRAME_TOO_LARGE,
+    NOT_A_MAP,
+    TOO_MANY_OBJECTS,
+    TRAILING_DATA,
+    ProtocolError,
+)
+from trionode.wire.framing import MAX_FRAME
+
+
+def code_of(body: bytes) -> str:
+    with pytest.raises(ProtocolError) as info:
+        unpack_map(body)
+    return info.value.code
+
+
+def test_refuses_to_import_without_the_c_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    class PurePythonUnpacker:
+        pass
+
+    PurePythonUnpacker.__module__ = "msgpack.fallback"
+    monkeypatch.setattr(msgpack, "Unpacker", PurePythonUnpacker)
+    spec = importlib.util.spec_from_file_location("codec_copy", codec.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with pytest.raises(ImportError, match="C extension"):
+        spec.loader.exec_module(module)
+    assert "codec_copy" not in sys.modules
+
+
+def test_a_map_decodes() -> None:
+    assert unpack_map(pack({"a": [1, b"x", "y", 1.5, None, True]})) == {"a": [1, b"x", "y", 1.5, None, True]}
+
+
+@pytest.mark.parametrize("value", [[], 1, "x", b"x", None, 1.5])
+def test_a_body_that_is_not_a_map(value: Any) -> None:
+    assert code_of(pack(value)) == NOT_A_MAP
+
+
+@pytest.mark.parametrize("extra", [b"\x80", b"\x00", b"\xc1"])
+def test_trailing_bytes(extra: bytes) -> None:
+    assert code_of(pack({"a": 1}) + extra) == TRAILING_DATA
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\x81",  # truncated map
+        b"\x81\xa1a",  # key without value
+        b"\xc1",  # the one byte msgpack never uses
+        b"\x81\xa2\xff\xfe\x01",  # invalid UTF-8 in a str
+        b"\x81\x01\x02",  # int map key
+        b"\x81\x91\x01\x02",  # array map key
+        b"\x81\xa1a\xd6\xff\x00\x00\x00\x01",  # timestamp ext
+        b"\x81\xa1a\xd4\x05\x00",  # fixext 1
+        b"\x81\xa1a\xc7\x00\x05",  # empty ext 8
+        b"\x81\xa1a\xdd\xff\xff\xff\xff",  # array announcing 4G elements
+        b"\x81\xa1a\xdf\xff\xff\xff\xff",  # map announcing 4G entries
+        b"\x81\xa1a\xdb\xff\xff\xff\xff",  # str announcing 4 GB
+        b"\x81\xa1a\xc6\xff\xff\xff\xff",  # bin announcing 4 GB
+        b"\x81\xa1a" + b"\x91" * 2000 + b"\xc0",  # nesting beyond msgpack's stack
+    ],
+)
+def test_invalid_msgpack(body: bytes) -> None:
+    assert code_of(body) == BAD_MSGPACK
+
+
+def test_limits_on_array_map_and_str() -> None:
+    assert len(unpack_map(pack({"a": [0] * MAX_ARRAY_LEN}))["a"]) == MAX_ARRAY_LEN
+    assert code_of(pack({"a": [0] * (MAX_ARRAY_LEN + 1)})) == BAD_MSGPACK
+    assert len(unpack_map(pack({str(i): 0 for i in range(MAX_MAP_LEN)}))) == MAX_MAP_LEN
+    assert code_of(pack({str(i): 0 for i in range(MAX_MAP_LEN + 1)})) == BAD_MSGPACK
+    assert unpack_map(pack({"a": "x" * MAX_STR_LEN}))["a"] == "x" * MAX_STR_LEN
+    assert code_of(pack({"a": "x" * (MAX_STR_LEN + 1)})) == BAD_MSGPACK
+    assert code_of(pack({"a": b"x" * (MAX_STR_LEN + 1)})) == BAD_MSGPACK
+
+
+def test_a_body_over_the_frame_limit() -> None:
+    assert code_of(b"\x81\xa1a\xc6" + (MAX_FRAME).to_bytes(4, "big") + bytes(MAX_FRAME)) == FRAME_TOO_LARGE
+
+
+def test_container_budget_refuses_a_large_body_of_empty_containers() -> None:
+    assert len(pack({"a": [[{}] * 20000] * 4})) > BUDGET_FROM
+    assert code_of(pack({"a": [[{}] * 20000] * 4})) == TOO_MANY_OBJECTS
+    assert code_of(pack({"a": [[[]] * 20000] * 4})) == TOO_MANY_OBJECTS
+    # The same kind of body with 32 bytes per container is within budget.
+    assert len(unpack_map(pack({"a": [["x" * 30]] * 3000}))["a"]) == 3000
+
+
+def test_small_bodies_are_not_budgeted() -> None:
+    # Under BUDGET_FROM even 64x amplification is a few MB: decoded at full speed.
+    assert len(unpack_map(pack({"a": [{}] * 1000}))["a"]) == 1000
+
+
+def test_no_exception_but_protocol_error_for_unhashable_or_odd_keys() -> None:
+    # bin keys are allowed by msgpack's strict_map_key; they are just unknown fields.
+    assert unpack_map(b"\x81\xc4\x01k\x01") == {b"k": 1}
+    assert code_of(b"\x81\xc0\x01") == BAD_MSGPACK  # nil key
+    assert code_of(b"\x81\x80\x01") == BAD_MSGPACK  # map key
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, b"\x00"),
+        (127, b"\x7f"),
+        (128, b"\xcc\x80"),
+        (256, b"\xcd\x01\x00"),
+        (2**32, b"\xcf\x00\x00\x00\x01\x00\x00\x00\x00"),
+        (-1, b"\xff"),
+        (-33, b"\xd0\xdf"),
+        ("ab", b"\xa2ab"),
+        (b"ab", b"\xc4\x02ab"),
+        (1.5, b"\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00"),
+        (True, b"\xc3"),
+        (None, b"\xc0"),
+    ],
+)
+def test_pack_is_canonical(value: Any, expected: bytes) -> None:
+    assert pack(value) == expected
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 65535, 65536])
+def test_array_header_matches_pack(length: int) -> None:
+    assert pack([None] * length).startswith(array_header(length))
+    assert len(pack([None] * length)) == len(array_header(length)) + length

@@ -1,0 +1,102 @@
+"""The Hello exchange as a state machine: messages in, what to send and whether to close out.
+
+The dialling side sends its Hello first; the accepting side waits for the peer's Hello,
+checks it, and only then answers with its own, so a node never tells a stranger on another
+network anything but an Error. No I/O and no clock: the I/O layer sends ``start()``, feeds
+every received envelope to ``receive`` and closes the connection if the handshake has not
+completed within ``HANDSHAKE_TIMEOUT`` seconds (then sending ``Error("handshake_timeout")``).
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from trionode.wire.errors import PROTOCOL_ERROR, SELF_CONNECTION, UNSUPPORTED_VERSION, WRONG_NETWORK
+from trionode.wire.messages import PROTOCOL_VERSION, Envelope, Error, Hello, Message, UnknownMessage
+
+# Seconds from connect to a completed handshake (INTERFACE.md): long enough for a slow link,
+# short enough that a silent connection cannot hold one of our peer slots.
+HANDSHAKE_TIMEOUT: Final = 10.0
+# Oldest protocol version we accept; newer peers are welcome and are expected to speak ours.
+MIN_VERSION: Final = 1
+
+
+class State(Enum):
+    WAITING = "waiting"  # for the peer's Hello
+    DONE = "done"
+    CLOSED = "closed"  # rejected or refused: the connection is to be closed
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResult:
+    """What to do after one received message.
+
+    Send ``send`` in order; ``done`` is the peer's Hello on the call that completes the
+    handshake. ``reject`` is an Error to send before closing; ``peer_error`` is an Error the
+    peer sent us during the handshake (its reason for closing): close without answering.
+    """
+
+    send: list[Message] = field(default_factory=list)
+    done: Hello | None = None
+    reject: Error | None = None
+    peer_error: Error | None = None
+
+    @property
+    def close(self) -> bool:
+        return self.reject is not None or self.peer_error is not None
+
+
+class Handshake:
+    def __init__(self, our_hello: Hello, outbound: bool) -> None:
+        self.our_hello = our_hello
+        self.outbound = outbound
+        self.state = State.WAITING
+        self.peer_hello: Hello | None = None
+        self._started = False
+
+    @property
+    def complete(self) -> bool:
+        return self.state is State.DONE
+
+    def start(self) -> list[Message]:
+        """Messages to send as soon as the connection is up: our Hello if we dialled."""
+        if self._started:
+            raise RuntimeError("Handshake.start() called twice")
+        self._started = True
+        return [self.our_hello] if self.outbound else []
+
+    def receive(self, envelope: Envelope) -> HandshakeResult:
+        """Judge one received message; after completion only a second Hello matters."""
+        if not self._started:
+            raise RuntimeError("call Handshake.start() before receive()")
+        if self.state is State.CLOSED:
+            raise RuntimeError("the handshake was rejected; the connection must be closed")
+        msg = envelope.message
+        if self.state is State.DONE:
+            if isinstance(msg, Hello):
+                return self._reject(PROTOCOL_ERROR, "a second Hello after the handshake")
+            return HandshakeResult()
+        if isinstance(msg, Error):
+            self.state = State.CLOSED
+            return HandshakeResult(peer_error=msg)
+        if not isinstance(msg, Hello):
+            name = msg.type if isinstance(msg, UnknownMessage) else msg.TYPE
+            return self._reject(PROTOCOL_ERROR, f"expected Hello first, got {name}")
+        ours = self.our_hello
+        if msg.node_id != envelope.sender:
+            return self._reject(PROTOCOL_ERROR, "Hello node_id differs from the envelope sender")
+        if msg.version < MIN_VERSION:
+            return self._reject(
+                UNSUPPORTED_VERSION, f"version {msg.version}; this node speaks {PROTOCOL_VERSION}"
+            )
+        if msg.network != ours.network:
+            return self._reject(WRONG_NETWORK, f"this node is on network {ours.network.hex()}")
+        if msg.node_id == ours.node_id:
+            return self._reject(SELF_CONNECTION, "connected to ourselves")
+        self.state = State.DONE
+        self.peer_hello = msg
+        return HandshakeResult(send=[] if self.outbound else [ours], done=msg)
+
+    def _reject(self, code: str, reason: str) -> HandshakeResult:
+        self.state = State.CLOSED
+        return HandshakeResult(reject=Error(code, reason))

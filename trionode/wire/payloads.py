@@ -1,0 +1,293 @@
+"""The eight v1 message types as frozen dataclasses, each validating its own payload.
+
+Representation: hashes (network, tip, locator entries) are 32 ``bytes`` and node ids 16
+``bytes``, as in the chain core; the wire spells both as lowercase hex str. ``work`` is an
+``int``; on the wire it is lowercase hex (it outgrows uint64). ``from_payload`` checks every
+field it knows and ignores the others (forward compatibility); constructors do not check, so
+build messages from valid values (the round-trip tests hold the encoder to that).
+"""
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Self
+
+from trionode.chain.block import Block
+from trionode.chain.errors import DecodeError
+from trionode.chain.locator import MAX_LOCATOR
+from trionode.chain.transaction import Transaction
+from trionode.wire import fields as f
+from trionode.wire.addresses import MAX_ADDRESS_LEN, AddressError, parse_address
+from trionode.wire.codec import array_header, pack
+from trionode.wire.errors import ProtocolError
+
+# The version this module speaks (protocol.md); Hello carries it, the handshake judges it.
+PROTOCOL_VERSION: Final = 1
+# Blocks in one ResponseChain (and the most a RequestChain may ask for): a sync batch that
+# fits a frame for blocks of up to ~8 KB; a responder sends fewer when they do not fit.
+MAX_BLOCKS_PER_RESPONSE: Final = 500
+# Peers in one PeerDiscovery: plenty to find the network, ~100 KB at most.
+MAX_PEERS_PER_MESSAGE: Final = 1000
+# Agent strings are for logs ("trionode/0.1.0"), not for essays.
+MAX_AGENT_LEN: Final = 64
+# Error codes are snake_case identifiers; a reason is one human sentence or a short list.
+MAX_ERROR_CODE_LEN: Final = 64
+MAX_ERROR_REASON_LEN: Final = 1024
+# TCP ports are 16-bit; listen_port 0 means "accepts no connections".
+MAX_PORT: Final = 65535
+
+
+class Message:
+    """Base of the typed messages: ``TYPE`` is the envelope's ``type``."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    def to_payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        raise NotImplementedError
+
+    def payload_bytes(self) -> bytes:
+        """The packed payload map; block-carrying types splice in cached transaction bytes."""
+        return pack(self.to_payload())
+
+
+def _chain_error(exc: DecodeError) -> ProtocolError:
+    detail = exc.detail.removeprefix(f"{exc.field}: ")
+    return f.bad(exc.field, detail)
+
+
+def block_bytes(block: Block) -> bytes:
+    """``pack(block.to_wire())`` without rebuilding it: each transaction keeps its encoding."""
+    txs = block.txs
+    return b"".join(
+        [b"\x92", pack(block.header.to_wire()), array_header(len(txs)), *[tx.encoded for tx in txs]]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    TYPE: ClassVar[str] = "Hello"
+    version: int
+    network: bytes
+    node_id: bytes
+    listen_port: int  # 0: this node accepts no connections
+    height: int
+    tip: bytes
+    work: int
+    agent: str
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "network": self.network.hex(),
+            "node_id": self.node_id.hex(),
+            "listen_port": self.listen_port,
+            "height": self.height,
+            "tip": self.tip.hex(),
+            "work": f.work_hex(self.work),
+            "agent": self.agent,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        # Any int is a version here: the handshake, not the decoder, refuses old ones.
+        return cls(
+            version=f.want_int(f.get(payload, "version"), "payload.version", -(2**63)),
+            network=f.want_hash(f.get(payload, "network"), "payload.network"),
+            node_id=f.want_node_id(f.get(payload, "node_id"), "payload.node_id"),
+            listen_port=f.want_int(f.get(payload, "listen_port"), "payload.listen_port", 0, MAX_PORT),
+            height=f.want_int(f.get(payload, "height"), "payload.height"),
+            tip=f.want_hash(f.get(payload, "tip"), "payload.tip"),
+            work=f.want_work(f.get(payload, "work"), "payload.work"),
+            agent=f.want_str(f.get(payload, "agent"), "payload.agent", MAX_AGENT_LEN),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewTransaction(Message):
+    TYPE: ClassVar[str] = "NewTransaction"
+    tx: Transaction
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"tx": self.tx.to_wire()}
+
+    def payload_bytes(self) -> bytes:
+        return b"\x81\xa2tx" + self.tx.encoded
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        raw = f.get(payload, "tx")
+        try:
+            return cls(Transaction.from_wire(raw, "payload.tx"))
+        except DecodeError as exc:
+            raise _chain_error(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class NewBlock(Message):
+    TYPE: ClassVar[str] = "NewBlock"
+    block: Block
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"block": self.block.to_wire()}
+
+    def payload_bytes(self) -> bytes:
+        return b"\x81\xa5block" + block_bytes(self.block)
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        raw = f.get(payload, "block")
+        try:
+            return cls(Block.from_wire(raw, "payload.block"))
+        except DecodeError as exc:
+            raise _chain_error(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestChain(Message):
+    """Blocks after the first locator hash the responder has on its main chain.
+
+    An empty locator means "from genesis" (the answer starts at height 0).
+    """
+
+    TYPE: ClassVar[str] = "RequestChain"
+    locator: list[bytes]
+    limit: int
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"locator": [h.hex() for h in self.locator], "limit": self.limit}
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        raw = f.want_list(f.get(payload, "locator"), "payload.locator", MAX_LOCATOR)
+        locator = [f.want_hash(h, f"payload.locator[{i}]") for i, h in enumerate(raw)]
+        limit = f.want_int(f.get(payload, "limit"), "payload.limit", 1, MAX_BLOCKS_PER_RESPONSE)
+        return cls(locator, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseChain(Message):
+    TYPE: ClassVar[str] = "ResponseChain"
+    blocks: list[Block]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"blocks": [b.to_wire() for b in self.blocks]}
+
+    def payload_bytes(self) -> bytes:
+        parts = [b"\x81\xa6blocks", array_header(len(self.blocks))]
+        parts.extend(block_bytes(b) for b in self.blocks)
+        return b"".join(parts)
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        raw = f.want_list(f.get(payload, "blocks"), "payload.blocks", MAX_BLOCKS_PER_RESPONSE)
+        try:
+            return cls([Block.from_wire(b, f"payload.blocks[{i}]") for i, b in enumerate(raw)])
+        except DecodeError as exc:
+            raise _chain_error(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """One peer-table entry as peers share it; ``address`` is where that peer listens."""
+
+    address: str
+    node_id: bytes
+    last_seen: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"address": self.address, "node_id": self.node_id.hex(), "last_seen": self.last_seen}
+
+    @classmethod
+    def from_wire(cls, value: Any, field: str) -> "PeerInfo":
+        entry = f.want_map(value, field)
+        address = f.want_str(f.get(entry, "address", field), f"{field}.address", MAX_ADDRESS_LEN)
+        try:
+            parse_address(address)
+        except AddressError as exc:
+            raise f.bad(f"{field}.address", str(exc)) from None
+        node_id = f.want_node_id(f.get(entry, "node_id", field), f"{field}.node_id")
+        last_seen = f.want_time(f.get(entry, "last_seen", field), f"{field}.last_seen")
+        return cls(address, node_id, last_seen)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDiscovery(Message):
+    """``request`` true asks the receiver for its peers; the answer has ``request`` false."""
+
+    TYPE: ClassVar[str] = "PeerDiscovery"
+    request: bool
+    peers: list[PeerInfo]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"request": self.request, "peers": [p.to_wire() for p in self.peers]}
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        request = f.want_bool(f.get(payload, "request"), "payload.request")
+        raw = f.want_list(f.get(payload, "peers"), "payload.peers", MAX_PEERS_PER_MESSAGE)
+        return cls(request, [PeerInfo.from_wire(p, f"payload.peers[{i}]") for i, p in enumerate(raw)])
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    """``echo`` false asks for an answer: a Heartbeat with ``echo`` true and the same ``nonce``."""
+
+    TYPE: ClassVar[str] = "Heartbeat"
+    node_id: bytes
+    height: int
+    tip: bytes
+    work: int
+    nonce: int
+    echo: bool
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id.hex(),
+            "height": self.height,
+            "tip": self.tip.hex(),
+            "work": f.work_hex(self.work),
+            "nonce": self.nonce,
+            "echo": self.echo,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        return cls(
+            node_id=f.want_node_id(f.get(payload, "node_id"), "payload.node_id"),
+            height=f.want_int(f.get(payload, "height"), "payload.height"),
+            tip=f.want_hash(f.get(payload, "tip"), "payload.tip"),
+            work=f.want_work(f.get(payload, "work"), "payload.work"),
+            nonce=f.want_int(f.get(payload, "nonce"), "payload.nonce"),
+            echo=f.want_bool(f.get(payload, "echo"), "payload.echo"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    """Why the sender is about to close (codes in ``trionode.wire.errors``); sent, then closed."""
+
+    TYPE: ClassVar[str] = "Error"
+    code: str
+    reason: str
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"code": self.code, "reason": self.reason}
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        return cls(
+            code=f.want_str(f.get(payload, "code"), "payload.code", MAX_ERROR_CODE_LEN),
+            reason=f.want_str(f.get(payload, "reason"), "payload.reason", MAX_ERROR_REASON_LEN),
+        )
+
+
+AnyMessage = (
+    Hello | NewTransaction | NewBlock | RequestChain | ResponseChain | PeerDiscovery | Heartbeat | Error
+)
+MESSAGE_TYPES: Final[dict[str, type[AnyMessage]]] = {
+    cls.TYPE: cls
+    for cls in (Hello, NewTransaction, NewBlock, RequestChain, ResponseChain, PeerDiscovery, Heartbeat, Error)
+}
