@@ -111,7 +111,16 @@ class Intake:
         now = self.now_ms()
         result = await self.owner.call(lambda chain: chain.add_block(block, now, signatures_checked=True))
         self.report(block, result, origin, relay=relay, quiet=quiet)
+        if result.reorgs:
+            await self.relay_mempool()
         return result
+
+    async def relay_mempool(self) -> None:
+        """After a reorg, offer the pool again: transactions of disconnected blocks are back in
+        it, and peers that only ever saw them in a block must get them as transactions."""
+        txs = await self.owner.call(lambda chain: list(chain.mempool.txs.values()))
+        for tx in txs:
+            self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), tx.txid)
 
     def report(
         self, block: Block, result: BlockResult, origin: Connection | None, *, relay: bool, quiet: bool

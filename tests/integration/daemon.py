@@ -1,0 +1,143 @@
+"""Real ``trionode run`` subprocesses on 127.0.0.1 with temporary data dirs.
+
+Each daemon's stdout (JSON lines) is read by a thread into a list; tests wait for a log line
+with a timeout instead of sleeping.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PYTHON = sys.executable
+CHAIN = "[chain]\ndifficulty = 1\nmining_reward = 50\n"
+
+
+def cli(
+    *args: str, data_dir: Path | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run a CLI verb; ``--data-dir`` goes first when given."""
+    cmd = [PYTHON, "-m", "trionode"]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def cli_json(*args: str, data_dir: Path) -> Any:
+    return json.loads(cli(*args, "--json", data_dir=data_dir).stdout)
+
+
+class Daemon:
+    def __init__(
+        self, name: str, root: Path, peers: tuple[str, ...] = (), extra: str = "", port: int = 0
+    ) -> None:
+        self.name = name
+        self.data_dir = root / name
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config = root / f"{name}.toml"
+        peer_list = ", ".join(f'"{p}"' for p in peers)
+        self.config.write_text(
+            f'[node]\ndata_dir = "{self.data_dir}"\n\n'
+            f'[p2p]\nlisten = "127.0.0.1:{port}"\npeers = [{peer_list}]\n'
+            f"heartbeat_interval = 1\nsync_interval = 5\n{extra}\n\n{CHAIN}"
+        )
+        self.events: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._changed = threading.Condition()
+        self.address = ""
+
+    def start(self, wait: bool = True) -> "Daemon":
+        self.events.clear()
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "trionode", "run", "--config", str(self.config), "--log-level", "debug"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        if wait:
+            self.address = self.wait_for("listening")["address"]
+        return self
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with self._changed:
+                self.lines.append(line)
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    pass
+                self._changed.notify_all()
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    def matching(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        with self._changed:
+            return [
+                e
+                for e in self.events
+                if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+            ]
+
+    def wait_for(self, event: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+        return self.wait_until(
+            lambda: (self.matching(event, **fields) or [None])[0], timeout, f"{event} {fields}"
+        )
+
+    def wait_until(self, probe: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                self._changed.release()
+                try:
+                    value = probe()
+                finally:
+                    self._changed.acquire()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = "".join(self.lines[-20:])
+                    raise AssertionError(f"{self.name}: no {what} within {timeout} s; last output:\n{tail}")
+                self._changed.wait(min(left, 0.5))
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = cli_json("status", data_dir=self.data_dir)
+        return result
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def poll(probe: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Wait for a condition read through the CLI (no log line to wait on); fails loudly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout} s")
+        time.sleep(0.1)

@@ -1,0 +1,95 @@
+"""Whole nodes in one trio run, over memory streams, under MockClock: the runtime's test bed."""
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from trionode.chain.params import ChainParams
+from trionode.node.app import Environment, Node
+from trionode.node.config import NodeConfig
+from trionode.node.logging import make_capturing_logger
+from trionode.node.workers import InlineSignatureChecker, InlineSolver
+from trionode.sim.transport import MemoryNetwork
+
+BASE_TIME = 1_800_000_000.0  # simulated wall clock starts here (2027-01-15)
+PARAMS = ChainParams(difficulty=1)
+
+
+class EventSink(list[dict[str, Any]]):
+    """Captured log events; ``wait_for`` returns when a matching one has been logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = trio.Event()
+
+    def append(self, item: dict[str, Any]) -> None:
+        super().append(item)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def matching(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return [e for e in self if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
+
+    async def wait_for(self, event: str, within: float = 60.0, **fields: Any) -> dict[str, Any]:
+        with trio.fail_after(within):
+            while True:
+                found = self.matching(event, **fields)
+                if found:
+                    return found[0]
+                await self._changed.wait()
+
+
+async def wait_until(predicate: Callable[[], bool], within: float = 60.0, step: float = 0.05) -> None:
+    """For state without a log line: check after each simulated ``step`` (no real time)."""
+    with trio.fail_after(within):
+        while not predicate():  # noqa: ASYNC110 - polls simulated time; costs no real time
+            await trio.sleep(step)
+
+
+def wall() -> float:
+    return BASE_TIME + trio.current_time()
+
+
+def make_node(
+    net: MemoryNetwork,
+    host: str,
+    root: Path,
+    *,
+    peers: tuple[str, ...] = (),
+    seed: int = 0,
+    sink: EventSink | None = None,
+    **overrides: Any,
+) -> Node:
+    config = NodeConfig(
+        data_dir=root / host,
+        listen_host=host,
+        listen_port=5001,
+        peers=tuple((p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in peers),
+        chain=PARAMS,
+        heartbeat_interval=5.0,
+        sync_interval=20.0,
+        outbound_target=4,
+    )
+    config = replace(config, **overrides)
+    env = Environment(
+        transport=net.transport(host),
+        wall=wall,
+        rng=random.Random(f"{seed}:{host}"),
+        solver=InlineSolver(),
+        signatures=InlineSignatureChecker(),
+        control=False,
+        signals=False,
+    )
+    events = sink if sink is not None else EventSink()
+    node = Node(config, env, make_capturing_logger(events, clock=wall))
+    node.events = events  # type: ignore[attr-defined]
+    return node
+
+
+def events(node: Node) -> EventSink:
+    sink: EventSink = node.events  # type: ignore[attr-defined]
+    return sink

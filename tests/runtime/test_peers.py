@@ -1,0 +1,201 @@
+"""Peers, handshakes and heartbeats between whole nodes over memory streams (MockClock)."""
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from tests.runtime.harness import events, make_node, wait_until, wall
+from trionode.sim.transport import MemoryNetwork
+from trionode.wire import messages as m
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_two_nodes_connect_and_measure_rtt(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        got = await events(b).wait_for("peer_connected", peer=a.node_id)
+        assert got["direction"] == "outbound" and got["address"] == "10.0.0.1:5001"
+        inbound = await events(a).wait_for("peer_connected", peer=b.node_id)
+        assert inbound["direction"] == "inbound" and inbound["address"] == "10.0.0.2:5001"
+        await wait_until(lambda: a.manager.connections[b.node_id].rtt is not None)
+        assert all(e["level"] == "debug" for e in events(a).matching("heartbeat"))
+        a.stop()
+        b.stop()
+    assert events(a).matching("node_stopped") and events(b).matching("node_stopped")
+
+
+async def test_silent_peer_fails_handshake_after_10s(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        stream = await net.transport("10.0.0.9").dial("10.0.0.1", 5001)
+        start = trio.current_time()
+        failed = await events(a).wait_for("handshake_failed")
+        assert failed["reason"] == "handshake_timeout"
+        assert 10.0 <= trio.current_time() - start < 11.0
+        await stream.aclose()
+        a.stop()
+
+
+async def test_peer_silent_after_handshake_is_dropped_after_three_intervals(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        stream = await net.transport("10.0.0.9").dial("10.0.0.1", 5001)
+        peer_id = bytes(range(16))
+        hello = m.Hello(
+            version=1,
+            network=a.network,
+            node_id=peer_id,
+            listen_port=0,
+            height=0,
+            tip=a.network,
+            work=a.chain.work,
+            agent="silent",
+        )
+        await stream.send_all(m.encode_message(hello, peer_id, wall()))
+        await events(a).wait_for("peer_connected", peer=peer_id.hex())
+        silent_since = trio.current_time()
+
+        async def drain() -> None:  # read everything, answer nothing
+            while await stream.receive_some(65536):
+                pass
+
+        nursery.start_soon(drain)
+        dropped = await events(a).wait_for("peer_disconnected", peer=peer_id.hex())
+        assert dropped["reason"] == "timeout"
+        interval = a.config.heartbeat_interval
+        assert 3 * interval <= trio.current_time() - silent_since <= 4 * interval + 0.1
+        a.stop()
+
+
+async def test_unreachable_seed_is_redialled_with_growing_backoff(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.7:5001",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        cand = a.manager.candidates.by_address["10.0.0.7:5001"]
+        await wait_until(lambda: cand.failures >= 5, within=120)
+        gaps = []
+        last = cand.next_try
+        while cand.failures < 7:
+            await wait_until(lambda f=cand.failures: cand.failures > f, within=300)
+            gaps.append(cand.next_try - last)
+            last = cand.next_try
+        assert gaps[-1] > 8  # 1, 2, 4, 8, 16... seconds with jitter
+        # Once the peer appears, the next redial connects.
+        b = make_node(net, "10.0.0.7", tmp_path)
+        await nursery.start(b.run)
+        await events(a).wait_for("peer_connected", peer=b.node_id, within=120)
+        a.stop()
+        b.stop()
+
+
+async def test_line_topology_discovers_the_far_end(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    n1 = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
+    n2 = make_node(net, "10.0.0.2", tmp_path)
+    n3 = make_node(net, "10.0.0.3", tmp_path, peers=("10.0.0.2:5001",))
+    async with trio.open_nursery() as nursery:
+        for node in (n2, n1, n3):
+            await nursery.start(node.run)
+        await events(n1).wait_for("peer_connected", peer=n3.node_id)
+        await events(n3).wait_for("peer_connected", peer=n1.node_id)
+        for node in (n1, n2, n3):
+            node.stop()
+
+
+async def test_discover_false_only_dials_configured_peers(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    n1 = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",), discover=False)
+    n2 = make_node(net, "10.0.0.2", tmp_path)
+    n3 = make_node(net, "10.0.0.3", tmp_path, peers=("10.0.0.2:5001",), discover=False)
+    async with trio.open_nursery() as nursery:
+        for node in (n2, n1, n3):
+            await nursery.start(node.run)
+        await events(n1).wait_for("peer_connected", peer=n2.node_id)
+        await events(n3).wait_for("peer_connected", peer=n2.node_id)
+        await trio.sleep(60)
+        assert n3.node_id not in n1.manager.connections
+        for node in (n1, n2, n3):
+            node.stop()
+
+
+async def test_peers_json_survives_restart_and_peers_are_redialled(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await events(b).wait_for("peer_connected", peer=a.node_id)
+        b.stop()
+        await events(b).wait_for("node_stopped")
+        saved = (tmp_path / "10.0.0.2" / "peers.json").read_text()
+        assert a.node_id in saved
+        # Restart b without any configured peer: it redials a from peers.json.
+        b2 = make_node(net, "10.0.0.2", tmp_path)
+        assert b2.node_id == b.node_id
+        await nursery.start(b2.run)
+        assert b2.manager.table.records[a.node_id].connected is False or a.node_id in b2.manager.connections
+        await events(b2).wait_for("peer_connected", peer=a.node_id)
+        a.stop()
+        b2.stop()
+
+
+async def test_stale_peers_leave_the_table(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, peer_within=60.0)
+    b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        b.stop()
+        await events(a).wait_for("peer_disconnected", peer=b.node_id)
+        assert b.node_id in a.manager.table.records
+        gone = await events(a).wait_for("peer_forgotten", peer=b.node_id, within=200)
+        assert gone["reason"] == "stale"
+        assert b.node_id not in a.manager.table.records
+        a.stop()
+
+
+async def test_self_connection_is_closed_and_never_redialled(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.1:5001",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await events(a).wait_for("handshake_failed", reason="self_connection")
+        await trio.sleep(120)
+        attempts = [e for e in events(a).matching("handshake_failed") if e.get("reason") == "self_connection"]
+        assert len(attempts) <= 2  # one for each side of the single attempt
+        assert "10.0.0.1:5001" not in a.manager.candidates.by_address
+        a.stop()

@@ -1,0 +1,152 @@
+"""Relay, sync, reorgs and mining between whole nodes over memory streams (MockClock)."""
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from tests.runtime.harness import PARAMS, events, make_node, wait_until, wall
+from trionode.chain.amounts import COIN
+from trionode.chain.keys import KeyPair
+from trionode.chain.transaction import sign_transaction
+from trionode.node.app import Node
+from trionode.sim.transport import MemoryNetwork
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+ALICE = KeyPair(bytes(31) + b"\x01")
+BOB = KeyPair(bytes(31) + b"\x02")
+
+
+async def mine(node: Node, key: KeyPair = ALICE, count: int = 1) -> None:
+    for _ in range(count):
+        await node.miner.mine_one(key.address)
+
+
+async def send(node: Node, key: KeyPair, to: bytes, coins: int) -> bytes:
+    nonce = await node.owner.call(lambda c: c.mempool.next_nonce(key.address, c.ledger))
+    tx = sign_transaction(key, PARAMS.network, to, coins * COIN, nonce, int(wall() * 1000))
+    await node.intake.submit_transaction(tx, None)
+    return tx.txid
+
+
+def tips(*nodes: Node) -> set[str]:
+    return {n.owner.snapshot.tip for n in nodes}
+
+
+async def start_line(
+    nursery: trio.Nursery, tmp_path: Path, count: int, **overrides: object
+) -> tuple[MemoryNetwork, list[Node]]:
+    net = MemoryNetwork()
+    nodes = []
+    for i in range(count):
+        peers = (f"10.0.0.{i}:5001",) if i else ()
+        node = make_node(net, f"10.0.0.{i + 1}", tmp_path, peers=peers, discover=False, **overrides)
+        await nursery.start(node.run)
+        nodes.append(node)
+    for i in range(1, count):
+        await events(nodes[i]).wait_for("peer_connected", peer=nodes[i - 1].node_id)
+    return net, nodes
+
+
+async def test_tx_and_block_reach_every_node_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trio.open_nursery() as nursery:
+        _, nodes = await start_line(nursery, tmp_path, 3)
+        n1, _n2, n3 = nodes
+        await mine(n1, ALICE, 2)
+        await wait_until(lambda: len(tips(*nodes)) == 1)
+        txid = await send(n1, ALICE, BOB.address, 30)
+        for node in nodes:
+            await events(node).wait_for("tx_accepted", txid=txid.hex())
+        await mine(n3, BOB)
+        await wait_until(lambda: len(tips(*nodes)) == 1 and nodes[0].owner.snapshot.height == 3)
+        for node in nodes:
+            assert len(events(node).matching("tx_accepted", txid=txid.hex())) == 1
+            assert node.owner.snapshot.pending == 0
+            balances = await node.owner.call(lambda c: (c.balance(ALICE.address), c.balance(BOB.address)))
+            assert balances == (70 * COIN, 80 * COIN)
+            heights = [e["height"] for e in events(node).matching("block_accepted")]
+            assert sorted(heights) == [1, 2, 3]  # each block accepted exactly once
+        for node in nodes:
+            node.stop()
+
+
+async def test_partitioned_groups_reorg_to_most_work_and_lose_no_tx(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trio.open_nursery() as nursery:
+        net, nodes = await start_line(nursery, tmp_path, 4)
+        await mine(nodes[0], ALICE, 3)
+        await wait_until(lambda: len(tips(*nodes)) == 1)
+        left, right = nodes[:2], nodes[2:]
+        net.partition({"10.0.0.1", "10.0.0.2"}, {"10.0.0.3", "10.0.0.4"})
+        await events(nodes[2]).wait_for("peer_disconnected", peer=nodes[1].node_id)
+        # The left side sends a transaction and mines 1 block; the right mines 3.
+        lost_side_tx = await send(left[0], ALICE, BOB.address, 10)
+        await mine(left[1], ALICE, 1)
+        await mine(right[0], BOB, 3)
+        await wait_until(lambda: len(tips(*left)) == 1 and len(tips(*right)) == 1)
+        assert tips(*left) != tips(*right)
+        net.heal()
+        await events(nodes[2]).wait_for("peer_connected", peer=nodes[1].node_id, within=120)
+        await wait_until(lambda: len(tips(*nodes)) == 1, within=120)
+        assert nodes[0].owner.snapshot.height == 6
+        reorged = events(left[0]).matching("chain_reorganized")
+        assert reorged and reorged[-1]["depth"] == 1
+        for node in nodes:
+            confirmed = await node.owner.call(
+                lambda c: any(tx.txid == lost_side_tx for h in c.main for tx in c.block(h).txs)  # type: ignore[union-attr]
+            )
+            pending = await node.owner.call(lambda c: lost_side_tx in c.mempool)
+            assert confirmed or pending, "the losing side's transaction was lost"
+            total = await node.owner.call(lambda c: c.ledger.total())
+            assert total == PARAMS.mining_reward * 6
+        for node in nodes:
+            node.stop()
+
+
+async def test_new_node_syncs_in_batches_and_catches_up_one_block(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trio.open_nursery() as nursery:
+        _, (n1,) = await start_line(nursery, tmp_path, 1)
+        await mine(n1, ALICE, 620)
+        net2 = n1.env.transport.network  # type: ignore[attr-defined]
+        late = make_node(net2, "10.0.0.9", tmp_path, peers=("10.0.0.1:5001",))
+        await nursery.start(late.run)
+        await wait_until(lambda: late.owner.snapshot.height == 620, within=300)
+        progress = events(late).matching("sync_progress")
+        assert [p["blocks"] for p in progress][:2] == [500, 620]
+        assert all(p["target"] == 620 for p in progress)
+        # One more block: the catch-up moves exactly one block.
+        conn = late.manager.connections[n1.node_id]
+        before = conn.bytes_in
+        await mine(n1, ALICE, 1)
+        await wait_until(lambda: late.owner.snapshot.height == 621)
+        assert conn.bytes_in - before < 10_000
+        assert len(events(late).matching("block_accepted", height=621)) == 1
+        n1.stop()
+        late.stop()
+
+
+async def test_orphan_block_fetches_its_missing_parents(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trio.open_nursery() as nursery:
+        net, (n1, n2) = await start_line(nursery, tmp_path, 2)
+        net.partition({"10.0.0.1"}, {"10.0.0.2"})
+        await events(n2).wait_for("peer_disconnected", peer=n1.node_id)
+        await mine(n1, ALICE, 5)
+        net.heal()
+        await events(n2).wait_for("peer_connected", peer=n1.node_id, within=120)
+        await wait_until(lambda: len(tips(n1, n2)) == 1, within=120)
+        assert n2.owner.snapshot.height == 5
+        n1.stop()
+        n2.stop()
