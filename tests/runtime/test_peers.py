@@ -171,7 +171,7 @@ async def test_peers_json_survives_restart_and_peers_are_redialled(
 
 async def test_stale_peers_leave_the_table(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     net = MemoryNetwork()
-    a = make_node(net, "10.0.0.1", tmp_path, peer_within=60.0)
+    a = make_node(net, "10.0.0.1", tmp_path, peer_timeout=60.0)
     b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)

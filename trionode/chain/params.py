@@ -19,7 +19,8 @@ from trionode.chain.pow import target_for_difficulty
 # 2024-01-01T00:00:00Z in ms: a fixed genesis time, so genesis depends only on parameters.
 GENESIS_TIMESTAMP_MS: Final = 1_704_067_200_000
 GENESIS_TAG: Final = "trionode-genesis-v1"
-# Sum of the transactions' canonical encodings in one block; 1 MB fits four times in a frame.
+# A block's consensus size (``Block.size()``: the 124-byte header plus its transactions'
+# canonical encodings) may not exceed this; 1 MB fits four times in a frame.
 MAX_BLOCK_TX_BYTES: Final = 1_000_000
 # A block may be at most this far ahead of our clock (Bitcoin's rule, INTERFACE's 2 hours).
 MAX_FUTURE_MS: Final = 2 * 60 * 60 * 1000

@@ -8,18 +8,23 @@ transaction as the blocks it needs, so a crash mid-reorg leaves the old tip or t
 """
 
 import sqlite3
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, NamedTuple
 
 from trionode.chain.block import Block, BlockHeader
 from trionode.chain.encoding import packb, unpackb
+from trionode.chain.errors import ValidationError
 from trionode.chain.transaction import Transaction
 
 SCHEMA_VERSION: Final = 1
 STATUS_STORED: Final = 0  # context-free valid, not (yet) connected
 STATUS_VALID: Final = 1  # has been on the main chain
 STATUS_INVALID: Final = 2  # broke a state rule when connected
+# What decoding a damaged row raises: msgpack and int() raise ValueError subclasses, the header
+# layout struct.error, our decoders ValidationError. The store turns them into StoreError.
+_DAMAGED: Final = (ValueError, TypeError, struct.error, ValidationError)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -120,8 +125,11 @@ class Store:
         row = self._db.execute("SELECT header, body FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
         if row is None:
             return None
-        header = BlockHeader.deserialize(bytes(row[0]))
-        txs = [Transaction.from_wire(t) for t in unpackb(bytes(row[1]))]
+        try:
+            header = BlockHeader.deserialize(bytes(row[0]))
+            txs = [Transaction.from_wire(t) for t in unpackb(bytes(row[1]))]
+        except _DAMAGED as exc:
+            raise StoreError(f"{self.path}: block {block_hash.hex()} is damaged: {exc}") from exc
         return Block(header, txs)
 
     def iter_index(self) -> Iterator[StoredBlock]:
@@ -129,15 +137,14 @@ class Store:
         for row in self._db.execute(
             "SELECT hash, prev, height, work, status, seq, header FROM blocks ORDER BY height, seq"
         ):
-            yield StoredBlock(
-                bytes(row[0]),
-                bytes(row[1]),
-                row[2],
-                int(row[3], 16),
-                row[4],
-                row[5],
-                BlockHeader.deserialize(bytes(row[6])),
-            )
+            try:
+                header = BlockHeader.deserialize(bytes(row[6]))
+                work = int(row[3], 16)
+            except _DAMAGED as exc:
+                raise StoreError(
+                    f"{self.path}: index row of {bytes(row[0]).hex()} is damaged: {exc}"
+                ) from exc
+            yield StoredBlock(bytes(row[0]), bytes(row[1]), row[2], work, row[4], row[5], header)
 
     def mempool_load(self) -> list[Transaction]:
         rows = self._db.execute("SELECT body FROM mempool ORDER BY seq").fetchall()

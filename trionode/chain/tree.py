@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from trionode.chain.block import HEADER_VERSION, Block, BlockHeader
+from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, Block, BlockHeader
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
 from trionode.chain.locator import build_locator
@@ -154,12 +154,11 @@ class Chain:
                 self.ledger.apply_block(block)
             except ValidationError as exc:
                 raise StoreError(f"{self.store.path}: stored chain fails at {block.height}: {exc}") from exc
-        for tx in self.store.mempool_load():
-            self._persisted_mempool.add(tx.txid)
-            try:
-                self.mempool.add(tx, self.ledger, 2**62)
-            except ValidationError:
-                continue
+        loaded = self.store.mempool_load()
+        self._persisted_mempool.update(tx.txid for tx in loaded)
+        # In nonce order, not storage order: a reorg persists a returned transaction after the
+        # pending ones that follow it, which one by one would all fail as ``nonce_gap``.
+        self.mempool.rebuild(self.ledger, loaded, 2**62)
         self._mempool_seq = self.store.mempool_next_seq()
         self._sync_mempool_store()
         self.store.commit()
@@ -274,12 +273,6 @@ class Chain:
             self._add_connectable(block, parent, now_ms, signatures_checked, result)
         except ValidationError as exc:
             return self._invalid_result(result, exc)
-        if self.index[block_hash].status == STATUS_INVALID:
-            err = next((e for h, e in result.rejected if h == block_hash), None)
-            result.rejected = [(h, e) for h, e in result.rejected if h != block_hash]
-            return self._invalid_result(result, err or ValidationError("invalid_parent", "branch invalid"))
-        if self.on_main(block_hash):
-            result.status = "connected"
         # Orphans waiting for this block (and their descendants) can join now.
         pending = [block_hash]
         while pending:
@@ -295,6 +288,14 @@ class Chain:
                     continue
                 if self.index[child.block_hash].status != STATUS_INVALID:
                     pending.append(child.block_hash)
+        # The block's own verdict comes last: an orphan it unlocked can bring the work that makes
+        # the chain try this branch, and find this very block invalid.
+        if self.index[block_hash].status == STATUS_INVALID:
+            err = next((e for h, e in result.rejected if h == block_hash), None)
+            result.rejected = [(h, e) for h, e in result.rejected if h != block_hash]
+            return self._invalid_result(result, err or ValidationError("invalid_parent", "branch invalid"))
+        if self.on_main(block_hash):
+            result.status = "connected"
         return result
 
     @staticmethod
@@ -439,8 +440,9 @@ class Chain:
             gone = {b.block_hash for b in disconnected}
             result.connected = [b for b in result.connected if b.block_hash not in gone]
         result.connected.extend(connected)
-        confirmed = [tx.txid for block in connected for tx in block.txs]
+        confirmed = {tx.txid for block in connected for tx in block.txs}
         self.mempool.remove(confirmed)
+        # A returned transaction the new branch confirms again is neither pending nor "dropped".
         returned = [tx for block in reversed(disconnected) for tx in block.txs[1:]]
         result.dropped.extend(self.mempool.rebuild(self.ledger, returned, now_ms))
         return None
@@ -460,7 +462,8 @@ class Chain:
         timestamp = max(now_ms, median_time_past(times) + 1)
         height = parent.height + 1
         cb = coinbase(reward_address, self.params.mining_reward, height, timestamp)
-        txs = [cb, *self.mempool.select(MAX_BLOCK_TX_BYTES - len(cb.encoded), TEMPLATE_MAX_TXS)]
+        room = MAX_BLOCK_TX_BYTES - HEADER_BYTES - len(cb.encoded)  # Block.size() counts the header
+        txs = [cb, *self.mempool.select(room, TEMPLATE_MAX_TXS)]
         header = BlockHeader(
             HEADER_VERSION,
             height,
@@ -499,7 +502,11 @@ class Chain:
         if genesis is None or genesis.block_hash != self.network:
             errors.append("height 0: genesis does not match the parameters")
         for height in range(1, len(self.main)):
-            block = self.block_at(height)
+            try:
+                block = self.block_at(height)
+            except StoreError as exc:  # a body that no longer decodes
+                errors.append(f"height {height}: {exc}")
+                break
             if block is None:
                 errors.append(f"height {height}: body missing")
                 break
