@@ -154,7 +154,13 @@ class Connection:
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         self.close("connection_lost")
                     except trio.TooSlowError:
-                        self.close("handshake_timeout")
+                        self.close(
+                            "handshake_timeout",
+                            Error(code="handshake_timeout", reason="no Hello within 10 s"),
+                        )
+                    except Exception as exc:  # a bug reached by peer input must not crash the node
+                        self.log.error("peer_task_failed", exc_info=exc)
+                        self.close("internal_error", Error(code="protocol_error", reason="internal error"))
                 if not self._closing:
                     self.close("closed")
         finally:

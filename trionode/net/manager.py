@@ -338,7 +338,7 @@ class PeerManager:
                 reason=reason,
                 until=until,
             )
-            conn.close("banned", m.Error(code="banned", reason=reason))
+            conn.close("banned", m.Error(code="misbehaviour", reason=reason))
 
     # ------------------------------------------------------------- relay
 
