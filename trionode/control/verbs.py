@@ -88,6 +88,8 @@ async def peers(node: "Node", args: dict[str, Any]) -> list[dict[str, Any]]:
                 "rtt": conn.rtt if conn is not None else record.rtt,
                 "misbehaviour": record.misbehaviour,
                 "agent": record.agent,
+                "bytes_in": conn.bytes_in if conn is not None else 0,
+                "bytes_out": conn.bytes_out if conn is not None else 0,
             }
         )
     return rows

@@ -134,7 +134,7 @@ class Connection:
     async def run(
         self,
         on_established: Callable[["Connection"], Awaitable[bool]],
-        on_message: Callable[["Connection", Envelope], Awaitable[None]],
+        on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
         on_protocol_error: Callable[["Connection", ProtocolError], None],
     ) -> None:
         """Handshake, then read until closed. ``on_established`` may refuse the peer."""
@@ -145,7 +145,7 @@ class Connection:
                     if self._closing:
                         return
                     try:
-                        await self._read(on_established, on_message)
+                        await self._read(on_established, on_messages)
                     except ProtocolError as exc:
                         on_protocol_error(self, exc)
                         self.close(
@@ -170,7 +170,7 @@ class Connection:
     async def _read(
         self,
         on_established: Callable[["Connection"], Awaitable[bool]],
-        on_message: Callable[["Connection", Envelope], Awaitable[None]],
+        on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
     ) -> None:
         decoder = FrameDecoder()
         handshake = Handshake(self._our_hello(), outbound=self.outbound)
@@ -205,32 +205,39 @@ class Connection:
         if not await on_established(self):
             return
         self.last_message = trio.current_time()
-        for envelope in pending:
-            await self._deliver(envelope, handshake, on_message)
-        while True:
+        await self._deliver(pending, None, on_messages)
+        while not self._closing:
             data = await self.stream.receive_some(RECV_CHUNK)
             if not data:
                 self.close("eof")
                 return
             self.bytes_in += len(data)
-            for body in decoder.feed(data):
-                envelope = decode_message(body)
-                self.frames_in += 1
-                await self._deliver(envelope, handshake, on_message)
-                if self._closing:
-                    return
+            envelopes: list[Envelope] = []
+            error: ProtocolError | None = None
+            try:
+                for body in decoder.feed(data):
+                    envelopes.append(decode_message(body))
+            except ProtocolError as exc:
+                error = exc  # what arrived before the bad frame is still handled
+            self.frames_in += len(envelopes)
+            await self._deliver(envelopes, error, on_messages)
 
     async def _deliver(
         self,
-        envelope: Envelope,
-        handshake: Handshake,
-        on_message: Callable[["Connection", Envelope], Awaitable[None]],
+        envelopes: list[Envelope],
+        error: ProtocolError | None,
+        on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
     ) -> None:
-        if isinstance(envelope.message, Hello):
-            result = handshake.receive(envelope)  # a second Hello: the machine rejects it
-            if result.reject is not None:
-                raise ProtocolError("duplicate_hello", "type", "second Hello on one connection")
-        await on_message(self, envelope)
+        """Hand a read's messages over as one batch; a second Hello ends the connection."""
+        for i, envelope in enumerate(envelopes):
+            if isinstance(envelope.message, Hello):
+                error = ProtocolError("duplicate_hello", "type", "second Hello on one connection")
+                envelopes = envelopes[:i]
+                break
+        if envelopes:
+            await on_messages(self, envelopes)
+        if error is not None and not self._closing:
+            raise error
 
     def _accept_hello(self, hello: Hello) -> None:
         self.hello = hello

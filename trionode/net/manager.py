@@ -103,7 +103,7 @@ class PeerManager:
         self.dial_wakeup = Wakeup()
         self.our_addresses: set[str] = set()
         self.nursery: trio.Nursery | None = None
-        self.on_message: Callable[[Connection, m.Envelope], Awaitable[None]] | None = None
+        self.on_messages: Callable[[Connection, list[m.Envelope]], Awaitable[None]] | None = None
         self.on_new_peer: Callable[[Connection], None] | None = None
         self._last_save = 0.0
         self._all_closed = trio.Event()
@@ -221,9 +221,9 @@ class PeerManager:
             c.ready.set()
             return registered
 
-        async def deliver(c: Connection, env: m.Envelope) -> None:
-            if self.on_message is not None:
-                await self.on_message(c, env)
+        async def deliver(c: Connection, envs: list[m.Envelope]) -> None:
+            if self.on_messages is not None:
+                await self.on_messages(c, envs)
 
         try:
             await conn.run(established, deliver, self._protocol_error)

@@ -148,7 +148,7 @@ class Node:
         )
         self.miner = Miner(self.owner, self.intake, env.solver, env.wall, self.log)
         self.dispatcher = Dispatcher(self)
-        self.manager.on_message = self.dispatcher.on_message
+        self.manager.on_messages = self.dispatcher.on_batch
         self.manager.on_new_peer = self._on_new_peer
         self.wallets = Wallets(self.data_dir)
         self._stop = trio.Event()

@@ -4,7 +4,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from trionode.chain.errors import ValidationError
 from trionode.net.connection import Connection
 from trionode.wire import messages as m
 
@@ -15,6 +14,26 @@ if TYPE_CHECKING:
 class Dispatcher:
     def __init__(self, node: "Node") -> None:
         self.node = node
+
+    async def on_batch(self, conn: Connection, envs: list[m.Envelope]) -> None:
+        """Frames that arrived together: runs of transactions go to intake as one batch."""
+        run: list[m.NewTransaction] = []
+        for env in envs:
+            if isinstance(env.message, m.NewTransaction) and not conn.closing:
+                run.append(env.message)
+                continue
+            if run:
+                await self._transactions(conn, run)
+                run = []
+            if conn.closing:
+                return
+            await self.on_message(conn, env)
+        if run and not conn.closing:
+            await self._transactions(conn, run)
+
+    async def _transactions(self, conn: Connection, msgs: list[m.NewTransaction]) -> None:
+        conn.last_message = trio.current_time()
+        await self.node.intake.submit_transactions([msg.tx for msg in msgs], conn)
 
     async def on_message(self, conn: Connection, env: m.Envelope) -> None:
         node = self.node
@@ -39,10 +58,7 @@ class Dispatcher:
         if record is not None:
             record.last_seen = node.wall()
         if isinstance(msg, m.NewTransaction):
-            try:
-                await node.intake.submit_transaction(msg.tx, conn)
-            except ValidationError:
-                pass  # logged and penalised by intake
+            await node.intake.submit_transactions([msg.tx], conn)
         elif isinstance(msg, m.NewBlock):
             result = await node.intake.submit_block(msg.block, conn)
             if result.status == "orphan" and conn.sync is None:

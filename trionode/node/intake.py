@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 from trionode.chain.block import Block
 from trionode.chain.errors import ValidationError
 from trionode.chain.transaction import Transaction
-from trionode.chain.tree import BlockResult
+from trionode.chain.tree import BlockResult, Chain
 from trionode.net.connection import Connection
 from trionode.net.inventory import NODE_SEEN, RollingSet
 from trionode.net.manager import POINTS_INVALID_BLOCK, POINTS_INVALID_TX, PeerManager
@@ -59,30 +59,65 @@ class Intake:
 
     async def submit_transaction(self, tx: Transaction, origin: Connection | None) -> None:
         """Validate, add to the mempool and relay; raise ``ValidationError`` if rejected."""
-        txid = tx.txid
-        if origin is not None:
-            origin.known.add(txid)
-            if txid in self.seen_txs:
-                return
-        try:
+        error = (await self.submit_transactions([tx], origin))[0]
+        if error is not None:
+            raise error
+
+    async def submit_transactions(
+        self, txs: list[Transaction], origin: Connection | None
+    ) -> list[ValidationError | None]:
+        """A batch (consecutive frames from one peer): signatures checked together in worker
+        threads, one round trip to the chain owner, then each one logged and relayed."""
+        results: list[ValidationError | None] = [None] * len(txs)
+        fresh: list[int] = []
+        for i, tx in enumerate(txs):
+            if origin is not None:
+                origin.known.add(tx.txid)
+                if tx.txid in self.seen_txs:
+                    results[i] = ValidationError("duplicate", "already processed")
+                    continue
             if tx.is_coinbase:
-                raise ValidationError("unexpected_coinbase", "a coinbase only appears in a block")
-            if await self.signatures.first_bad([tx], self.network) is not None:
-                raise ValidationError("bad_signature", "signature does not verify")
+                results[i] = ValidationError("unexpected_coinbase", "a coinbase only appears in a block")
+                continue
+            fresh.append(i)
+        valid = await self.signatures.verify([txs[i] for i in fresh], self.network)
+        candidates = []
+        for i, ok in zip(fresh, valid, strict=True):
+            if ok:
+                candidates.append(i)
+            else:
+                results[i] = ValidationError("bad_signature", "signature does not verify")
+        if candidates:
             now = self.now_ms()
-            await self.owner.call(lambda chain: chain.add_transaction(tx, now, signature_checked=True))
-        except ValidationError as exc:
+            batch = [txs[i] for i in candidates]
+
+            def add_all(chain: Chain) -> list[ValidationError | None]:
+                outcome: list[ValidationError | None] = []
+                for tx in batch:
+                    try:
+                        chain.add_transaction(tx, now, signature_checked=True)
+                        outcome.append(None)
+                    except ValidationError as exc:
+                        outcome.append(exc)
+                return outcome
+
+            for i, error in zip(candidates, await self.owner.call(add_all), strict=True):
+                results[i] = error
+        peer = origin.peer_id if origin is not None else None
+        for tx, error in zip(txs, results, strict=True):
+            txid = tx.txid
+            if error is not None and error.reason == "duplicate" and origin is not None:
+                continue  # seen before: nothing new to say
             self.seen_txs.add(txid)
-            self.log.info(
-                "tx_rejected", txid=txid.hex(), reason=exc.reason, peer=origin.peer_id if origin else None
-            )
-            if origin is not None and exc.reason in PENALISED_TX:
-                self.manager.penalize(origin, POINTS_INVALID_TX, f"invalid_tx:{exc.reason}")
-            raise
-        self.seen_txs.add(txid)
-        self.accepted_txs += 1
-        self.log.info("tx_accepted", txid=txid.hex(), peer=origin.peer_id if origin else None)
-        self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), txid, exclude=origin)
+            if error is None:
+                self.accepted_txs += 1
+                self.log.info("tx_accepted", txid=txid.hex(), peer=peer)
+                self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), txid, exclude=origin)
+                continue
+            self.log.info("tx_rejected", txid=txid.hex(), reason=error.reason, peer=peer)
+            if origin is not None and error.reason in PENALISED_TX:
+                self.manager.penalize(origin, POINTS_INVALID_TX, f"invalid_tx:{error.reason}")
+        return results
 
     async def submit_block(
         self,

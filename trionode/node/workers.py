@@ -19,21 +19,25 @@ INLINE_SIGNATURES: Final = 16
 POW_CHUNK: Final = 1 << 18
 
 
-def first_bad_signature(txs: Sequence[Transaction], network: bytes) -> int | None:
-    for i, tx in enumerate(txs):
-        if not tx.is_coinbase and not tx.signature_valid(network):
-            return i
-    return None
+def signatures_valid(txs: Sequence[Transaction], network: bytes) -> list[bool]:
+    """Per transaction: does its signature verify? (A coinbase has none and counts as valid.)"""
+    return [tx.is_coinbase or tx.signature_valid(network) for tx in txs]
 
 
 class SignatureChecker(Protocol):
+    async def verify(self, txs: Sequence[Transaction], network: bytes) -> list[bool]:
+        """Per transaction, whether its signature verifies."""
+
     async def first_bad(self, txs: Sequence[Transaction], network: bytes) -> int | None:
         """Index of the first transaction with a bad signature, or None."""
 
 
 class InlineSignatureChecker:
+    async def verify(self, txs: Sequence[Transaction], network: bytes) -> list[bool]:
+        return signatures_valid(txs, network)
+
     async def first_bad(self, txs: Sequence[Transaction], network: bytes) -> int | None:
-        return first_bad_signature(txs, network)
+        return _first_false(await self.verify(txs, network))
 
 
 class ThreadSignatureChecker:
@@ -44,22 +48,32 @@ class ThreadSignatureChecker:
         self._threads = max(1, threads or os.cpu_count() or 1)
         self._limiter = trio.CapacityLimiter(self._threads)
 
-    async def first_bad(self, txs: Sequence[Transaction], network: bytes) -> int | None:
+    async def verify(self, txs: Sequence[Transaction], network: bytes) -> list[bool]:
         if len(txs) < INLINE_SIGNATURES:
-            return first_bad_signature(txs, network)
+            return signatures_valid(txs, network)
         size = -(-len(txs) // self._threads)
-        results: list[int | None] = [None] * self._threads
+        parts: list[list[bool]] = [[] for _ in range(self._threads)]
 
         async def run(part: int) -> None:
             chunk = txs[part * size : (part + 1) * size]
-            bad = await trio.to_thread.run_sync(first_bad_signature, chunk, network, limiter=self._limiter)
-            results[part] = None if bad is None else part * size + bad
+            parts[part] = await trio.to_thread.run_sync(
+                signatures_valid, chunk, network, limiter=self._limiter
+            )
 
         async with trio.open_nursery() as nursery:
             for part in range(self._threads):
                 nursery.start_soon(run, part)
-        bad_indexes = [r for r in results if r is not None]
-        return min(bad_indexes) if bad_indexes else None
+        return [ok for part in parts for ok in part]
+
+    async def first_bad(self, txs: Sequence[Transaction], network: bytes) -> int | None:
+        return _first_false(await self.verify(txs, network))
+
+
+def _first_false(results: list[bool]) -> int | None:
+    for i, ok in enumerate(results):
+        if not ok:
+            return i
+    return None
 
 
 class PowSolver(Protocol):

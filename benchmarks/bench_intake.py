@@ -1,0 +1,105 @@
+"""Transaction intake: signed transactions per second accepted and relayed by one node fed by
+a peer, beside the single-core Ed25519 verification rate of this machine (the limit).
+
+    python benchmarks/bench_intake.py [--quick] [--txs N]
+
+A daemon holds a chain where one key is funded. A feeder peer sends N signed transactions
+(consecutive nonces) as fast as the socket takes them; a second peer (the sink) counts the
+``NewTransaction`` frames the node relays to it. The rate is N over the time from the first
+frame sent to the last one relayed.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+import chaingen
+from common import Daemon, emit, median
+from peerkit import BenchPeer
+from trionode.chain import keys
+from trionode.chain.transaction import sign_transaction
+from trionode.wire import messages as m
+
+
+def verify_rate(n: int = 5_000) -> float:
+    key = chaingen.key(0)
+    tx = sign_transaction(key, bytes(32), key.address, 1, 0, 0)
+    message = tx.signing_bytes(bytes(32))
+    start = time.perf_counter()
+    for _ in range(n):
+        keys.verify(tx.sender, tx.signature, message)
+    return n / (time.perf_counter() - start)
+
+
+async def feed(port: int, network: bytes, count: int) -> float:
+    key = chaingen.key(0)
+    sender = await BenchPeer.connect("127.0.0.1", port, network)
+    sink = await BenchPeer.connect("127.0.0.1", port, network)
+    now = int(time.time() * 1000)
+    base_nonce = 2  # key 0 sent one funding tx per generated key in block 2 (1 key here)
+    frames = [
+        sender.frame(m.NewTransaction(sign_transaction(key, network, chaingen.key(1).address, 1_000, base_nonce + i, now)))
+        for i in range(count)
+    ]
+    done = trio.Event()
+    received = 0
+
+    def seen(env: m.Envelope) -> None:
+        nonlocal received
+        if isinstance(env.message, m.NewTransaction):
+            received += 1
+            if received >= count:
+                done.set()
+
+    sink.on_message = seen
+    async with trio.open_nursery() as nursery:
+        async def drain(peer: BenchPeer) -> None:
+            while True:
+                await peer.receive()
+
+        nursery.start_soon(drain, sink)
+        nursery.start_soon(drain, sender)
+        start = time.perf_counter()
+        for i in range(0, count, 256):
+            await sender.stream.send_all(b"".join(frames[i : i + 256]))
+        with trio.fail_after(120):
+            await done.wait()
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return count / elapsed
+
+
+def run(count: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        node = Daemon("node", Path(tmp), extra="max_peers = 20")
+        chaingen.copy_to(3, 1, node.data_dir)
+        node.config.write_text(node.config.read_text().replace('level = "info"', 'level = "info"'))
+        node.start()
+        try:
+            network = bytes.fromhex(node.status()["network"])
+            return trio.run(feed, node.port, network, count)
+        finally:
+            node.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--txs", type=int, default=4_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = 1 if args.quick else args.runs
+    count = 1_000 if args.quick else args.txs
+    limit = median([verify_rate() for _ in range(3)])
+    rate = median([run(count) for _ in range(runs)])
+    print(f"Ed25519 verify, 1 core: {limit:,.0f}/s")
+    print(f"intake (accepted + relayed): {rate:,.0f} tx/s = {rate / limit:.0%} of one core's verify rate")
+    emit("intake", {"txs": count, "runs": runs, "tx_per_s": round(rate), "verify_per_s": round(limit),
+                    "ratio": round(rate / limit, 3)})
+
+
+if __name__ == "__main__":
+    main()

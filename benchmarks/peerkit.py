@@ -1,0 +1,55 @@
+"""A minimal trio peer for benchmarks: dial a node, shake hands, send and count frames.
+
+Uses trionode's own wire classes (benchmarks measure the node, not the encoder).
+"""
+
+import os
+import time
+from collections.abc import Callable
+
+import trio
+
+from trionode.wire import messages as m
+from trionode.wire.framing import FrameDecoder
+
+
+class BenchPeer:
+    def __init__(self, stream: trio.abc.Stream, network: bytes, node_id: bytes | None = None) -> None:
+        self.stream = stream
+        self.network = network
+        self.node_id = node_id or os.urandom(16)
+        self.decoder = FrameDecoder()
+        self.peer_hello: m.Hello | None = None
+        self.counts: dict[str, int] = {}
+        self.on_message: Callable[[m.Envelope], None] | None = None
+
+    @classmethod
+    async def connect(cls, host: str, port: int, network: bytes, listen_port: int = 0) -> "BenchPeer":
+        peer = cls(await trio.open_tcp_stream(host, port), network)
+        await peer.hello(listen_port)
+        return peer
+
+    def frame(self, message: m.Message) -> bytes:
+        return m.encode_message(message, self.node_id, time.time())
+
+    async def hello(self, listen_port: int = 0) -> None:
+        hello = m.Hello(1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench")
+        await self.stream.send_all(self.frame(hello))
+        while self.peer_hello is None:
+            for env in await self.receive():
+                if isinstance(env.message, m.Hello):
+                    self.peer_hello = env.message
+
+    async def receive(self) -> list[m.Envelope]:
+        data = await self.stream.receive_some(1 << 20)
+        if not data:
+            raise EOFError("node closed the connection")
+        envs = [m.decode_message(body) for body in self.decoder.feed(data)]
+        for env in envs:
+            self.counts[env.type] = self.counts.get(env.type, 0) + 1
+            if isinstance(env.message, m.Heartbeat) and not env.message.echo:
+                await self.stream.send_all(self.frame(m.Heartbeat(
+                    self.node_id, 0, self.network, 0, env.message.nonce, True)))
+            if self.on_message is not None:
+                self.on_message(env)
+        return envs
