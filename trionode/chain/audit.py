@@ -10,7 +10,7 @@ from trionode.chain.block import BlockHeader
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
 from trionode.chain.params import MEDIAN_TIME_SPAN, ChainParams
-from trionode.chain.store import Store
+from trionode.chain.store import Store, StoreError
 from trionode.chain.validation import check_block_body, check_header_context, check_signatures, next_target
 
 
@@ -21,7 +21,10 @@ def validate_store(params: ChainParams, store: Store, main: Sequence[bytes], now
     headers: list[BlockHeader] = [params.genesis.header]
     ledger = Ledger()
     for height in range(1, len(main)):
-        block = store.get_block(main[height])
+        try:
+            block = store.get_block(main[height])
+        except StoreError as exc:
+            return [f"height {height}: {exc}"]
         if block is None:
             return [f"height {height}: block {main[height].hex()} is missing"]
         parent = headers[-1]

@@ -22,7 +22,7 @@ from trionode.chain.locator import build_locator
 from trionode.chain.mempool import Mempool
 from trionode.chain.merkle import merkle_root
 from trionode.chain.orphans import OrphanPool
-from trionode.chain.params import MAX_BLOCK_TX_BYTES, MEDIAN_TIME_SPAN, ChainParams
+from trionode.chain.params import MAX_BLOCK_TX_BYTES, MEDIAN_TIME_SPAN, RETARGET_CLAMP, ChainParams
 from trionode.chain.pow import work_for_target
 from trionode.chain.store import (
     STATUS_INVALID,
@@ -266,6 +266,7 @@ class Chain:
                 if block.prev_hash in self._invalid:
                     self._remember_invalid(block_hash, "invalid_parent")
                     raise ValidationError("invalid_parent", "descends from an invalid block")
+                self._check_orphan_target(block.header)
                 self.orphans.add(block)
                 result.status = "orphan"
                 result.missing = self.orphans.root_of(block_hash)
@@ -297,6 +298,18 @@ class Chain:
         if self.on_main(block_hash):
             result.status = "connected"
         return result
+
+    def _check_orphan_target(self, header: BlockHeader) -> None:
+        """An orphan's proof of work can only be checked against its own target: bound that
+        target, or anyone could fill the orphan pool with blocks of no work at all. With a
+        fixed difficulty it must be the network's; with retargeting, within one retarget
+        step of our tip's."""
+        if self.params.retarget_interval == 0:
+            limit = self.params.initial_target
+        else:
+            limit = self.tip.header.target * RETARGET_CLAMP
+        if header.target > limit:
+            raise ValidationError("bad_target", "orphan's target is easier than the network allows")
 
     @staticmethod
     def _invalid_result(result: BlockResult, error: ValidationError) -> BlockResult:
@@ -443,7 +456,9 @@ class Chain:
         confirmed = {tx.txid for block in connected for tx in block.txs}
         self.mempool.remove(confirmed)
         # A returned transaction the new branch confirms again is neither pending nor "dropped".
-        returned = [tx for block in reversed(disconnected) for tx in block.txs[1:]]
+        returned = [
+            tx for block in reversed(disconnected) for tx in block.txs[1:] if tx.txid not in confirmed
+        ]
         result.dropped.extend(self.mempool.rebuild(self.ledger, returned, now_ms))
         return None
 

@@ -1,0 +1,219 @@
+"""Fork choice: most work wins, ties keep the first seen, reorgs move transactions, and a
+branch with an invalid block never becomes the main chain."""
+
+from helpers import EASY, NOW, add, address, branch, build_block, extend, main_txids, pay
+
+from trionode.chain.block import Block
+from trionode.chain.store import STATUS_INVALID, STATUS_VALID
+from trionode.chain.tree import Chain, Reorg
+
+COIN = 10**8
+REWARD = EASY.mining_reward
+
+
+def assert_consistent(chain: Chain) -> None:
+    assert chain.ledger.total() == REWARD * chain.height
+    assert chain.validate_all(NOW) == []
+    txids = main_txids(chain)
+    assert len(txids) == len(set(txids))
+    assert not set(txids) & set(chain.mempool.txs)
+
+
+def test_more_work_wins(chain: Chain) -> None:
+    main = extend(chain, 2, address(1))
+    side = branch(EASY, EASY.genesis.header, 3)
+    results = [add(chain, b) for b in side]
+    assert [r.status for r in results] == ["side", "side", "connected"]
+    last = results[-1]
+    assert last.reorgs == [Reorg(main[-1].block_hash, side[-1].block_hash, 2)]
+    assert [b.block_hash for b in last.connected] == [b.block_hash for b in side]
+    assert chain.main[1:] == [b.block_hash for b in side]
+    assert chain.balance(address(1)) == 0
+    assert chain.on_main(side[0].block_hash) and not chain.on_main(main[0].block_hash)
+    assert_consistent(chain)
+
+
+def test_tie_keeps_the_first_seen(chain: Chain) -> None:
+    first = extend(chain, 1, address(1))[0]
+    rival = build_block(EASY, EASY.genesis.header, miner=address(2))
+    assert rival.header.target == first.header.target
+    assert add(chain, rival).status == "side"
+    assert chain.tip.block_hash == first.block_hash
+    # Also when the rival branch catches up again later.
+    extend(chain, 1)
+    rival2 = build_block(EASY, rival.header)
+    assert add(chain, rival2).status == "side"
+    assert chain.main[1] == first.block_hash
+    assert add(chain, rival).status == "duplicate"
+
+
+def test_deep_reorg_and_back(chain: Chain) -> None:
+    main = extend(chain, 5, address(1))
+    side = branch(EASY, EASY.genesis.header, 6)
+    results = [add(chain, b) for b in side]
+    assert results[-1].reorgs[0].depth == 5
+    assert chain.height == 6
+    # The old branch grows past it again: reorg back, depth 6.
+    more = build_block(EASY, main[-1].header)
+    more2 = build_block(EASY, more.header)
+    assert add(chain, more).status == "side"
+    result = add(chain, more2)
+    assert result.reorgs == [Reorg(side[-1].block_hash, more2.block_hash, 6)]
+    assert chain.main[1:] == [*(b.block_hash for b in main), more.block_hash, more2.block_hash]
+    assert_consistent(chain)
+
+
+def test_reorg_returns_disconnected_transactions(funded: Chain) -> None:
+    fork = funded.tip.header
+    t1 = pay(1, 3, 5 * COIN, 0)  # only on the main branch
+    t3 = pay(3, 4, 5 * COIN, 0)  # spends what t1 gave key 3
+    t2 = pay(2, 5, COIN, 0)  # pending now, confirmed by the other branch
+    m1 = build_block(EASY, fork, [t1])
+    m2 = build_block(EASY, m1.header, [t3])
+    assert add(funded, m1).status == "connected" and add(funded, m2).status == "connected"
+    funded.add_transaction(t2, NOW)
+
+    s1 = build_block(EASY, fork, [t2], miner=address(6))
+    s2 = build_block(EASY, s1.header, miner=address(6))
+    s3 = build_block(EASY, s2.header, miner=address(6))
+    assert [add(funded, b).status for b in (s1, s2, s3)] == ["side", "side", "connected"]
+    # t1 is valid again and back in the pool; t3 lost its funding; t2 is confirmed now.
+    assert set(funded.mempool.txs) == {t1.txid}
+    assert funded.balance(address(3)) == 0 and funded.balance(address(5)) == COIN
+    assert_consistent(funded)
+
+    # And back again: the old branch grows; t2 returns, t1 and t3 are confirmed again.
+    m3 = build_block(EASY, m2.header)
+    m4 = build_block(EASY, m3.header)
+    assert add(funded, m3).status == "side"
+    result = add(funded, m4)
+    assert result.reorgs[0].depth == 3
+    assert set(funded.mempool.txs) == {t2.txid}
+    assert funded.balance(address(4)) == 5 * COIN
+    assert_consistent(funded)
+
+
+def test_reorg_returns_transactions_in_nonce_order(funded: Chain) -> None:
+    fork = funded.tip.header
+    txs = [pay(1, 3, COIN, n) for n in range(4)]
+    m1 = build_block(EASY, fork, txs[:2])
+    m2 = build_block(EASY, m1.header, txs[2:])
+    add(funded, m1)
+    add(funded, m2)
+    side = branch(EASY, fork, 3)
+    result = [add(funded, b) for b in side][-1]
+    assert result.reorgs and result.dropped == []
+    assert set(funded.mempool.txs) == {t.txid for t in txs}
+    assert_consistent(funded)
+
+
+def _bad_tx_block(parent: Block) -> Block:
+    return build_block(EASY, parent.header, [pay(7, 8, COIN, 0)], miner=address(6))  # key 7 is broke
+
+
+def test_invalid_block_with_more_work_is_rejected(funded: Chain) -> None:
+    old_tip = funded.tip.block_hash
+    fork = funded.index[funded.main[1]]
+    b2 = build_block(EASY, fork.header, miner=address(6))
+    b3 = _bad_tx_block(b2)
+    assert add(funded, b2).status == "side"
+    result = add(funded, b3)
+    assert result.status == "invalid" and result.error is not None
+    assert result.error.reason == "insufficient_balance"
+    assert funded.tip.block_hash == old_tip
+    assert funded.index[b3.block_hash].status == STATUS_INVALID
+    assert funded.index[b2.block_hash].status == STATUS_VALID  # it was connected, then undone
+    b4 = build_block(EASY, b3.header)
+    assert add(funded, b4).error.reason == "invalid_parent"  # type: ignore[union-attr]
+    assert add(funded, b3).error.reason == "known_invalid"  # type: ignore[union-attr]
+    assert add(funded, b4).error.reason == "known_invalid"  # type: ignore[union-attr]
+    # A valid sibling of the bad block makes the branch win after all.
+    good = build_block(EASY, b2.header, miner=address(6))
+    assert add(funded, good).status == "connected"
+    assert_consistent(funded)
+
+
+def test_branch_with_an_invalid_block_in_the_middle(funded: Chain) -> None:
+    extend(funded, 2)  # main: height 4
+    old_tip = funded.tip.block_hash
+    b1 = build_block(EASY, funded.index[funded.main[1]].header, miner=address(6))
+    b2 = _bad_tx_block(b1)
+    b3 = build_block(EASY, b2.header)
+    b4 = build_block(EASY, b3.header)
+    b5 = build_block(EASY, b4.header)
+    assert [add(funded, b).status for b in (b1, b2, b3)] == ["side", "side", "side"]
+    result = add(funded, b4)  # height 5 > 4: the switch finds b2 broken
+    assert result.status == "invalid"
+    assert result.error is not None and result.error.reason == "invalid_parent"
+    assert [(h, e.reason) for h, e in result.rejected] == [(b2.block_hash, "insufficient_balance")]
+    assert funded.tip.block_hash == old_tip
+    for b in (b2, b3, b4):
+        assert funded.index[b.block_hash].status == STATUS_INVALID
+    assert add(funded, b5).error.reason == "invalid_parent"  # type: ignore[union-attr]
+    for b in (b2, b3, b4, b5):
+        assert add(funded, b).error.reason == "known_invalid"  # type: ignore[union-attr]
+    assert_consistent(funded)
+
+
+def test_invalid_block_delivered_after_its_descendants(funded: Chain) -> None:
+    # The branch arrives backwards: descendants wait as orphans; when the bad block comes, the
+    # orphans connect, the switch finds the bad block, and the bad block itself is reported.
+    extend(funded, 2)
+    old_tip = funded.tip.block_hash
+    b1 = build_block(EASY, funded.index[funded.main[1]].header, miner=address(6))
+    b2 = _bad_tx_block(b1)
+    b3 = build_block(EASY, b2.header)
+    b4 = build_block(EASY, b3.header)
+    assert add(funded, b4).status == "orphan"
+    assert add(funded, b3).status == "orphan"
+    assert add(funded, b1).status == "side"
+    result = add(funded, b2)
+    assert funded.tip.block_hash == old_tip
+    assert funded.index[b2.block_hash].status == STATUS_INVALID
+    assert result.status == "invalid", (result.status, result.rejected)
+    assert result.error is not None and result.error.reason == "insufficient_balance"
+    assert len(funded.orphans) == 0
+    assert_consistent(funded)
+
+
+def test_orphan_below_a_rejected_block_is_rejected(chain: Chain) -> None:
+    # A block failing a header rule is remembered; its orphan children are refused too.
+    bad = build_block(EASY, chain.tip.header, height=5)
+    child = build_block(EASY, bad.header)
+    assert add(chain, bad).error.reason == "bad_height"  # type: ignore[union-attr]
+    result = add(chain, child)
+    assert result.status == "invalid" and result.error.reason == "invalid_parent"  # type: ignore[union-attr]
+    assert add(chain, child).error.reason == "known_invalid"  # type: ignore[union-attr]
+
+
+def test_transaction_on_both_branches_is_neither_returned_nor_dropped(funded: Chain) -> None:
+    fork = funded.tip.header
+    both = pay(1, 3, COIN, 0)
+    lost_funding = pay(3, 4, COIN, 0)  # spends what ``both`` gave key 3, only on the old branch
+    m1 = build_block(EASY, fork, [both, lost_funding])
+    assert add(funded, m1).status == "connected"
+    s1 = build_block(EASY, fork, [both], miner=address(6))
+    s2 = build_block(EASY, s1.header, miner=address(6))
+    assert add(funded, s1).status == "side"
+    result = add(funded, s2)
+    assert result.reorgs and result.reorgs[0].depth == 1
+    # ``both`` is confirmed again on the new branch: not pending, and not reported as dropped.
+    assert set(funded.mempool.txs) == {lost_funding.txid}
+    assert result.dropped == []
+    assert_consistent(funded)
+
+
+def test_dropped_lists_what_a_reorg_invalidates(funded: Chain) -> None:
+    fork = funded.tip.header
+    gift = pay(1, 3, COIN, 0)
+    spend = pay(3, 4, COIN, 0)
+    assert add(funded, build_block(EASY, fork, [gift])).status == "connected"
+    funded.add_transaction(spend, NOW)
+    rival = pay(1, 5, 2 * COIN, 0)  # same nonce as ``gift``: gift can never confirm now
+    s1 = build_block(EASY, fork, [rival], miner=address(6))
+    s2 = build_block(EASY, s1.header, miner=address(6))
+    add(funded, s1)
+    result = add(funded, s2)
+    assert {tx.txid for tx in result.dropped} == {gift.txid, spend.txid}
+    assert len(funded.mempool) == 0
+    assert_consistent(funded)
