@@ -64,7 +64,7 @@ async def feed(port: int, network: bytes, count: int) -> float:
         nursery.start_soon(drain, sender)
         start = time.perf_counter()
         for i in range(0, count, 256):
-            await sender.stream.send_all(b"".join(frames[i : i + 256]))
+            await sender.send(b"".join(frames[i : i + 256]))
         with trio.fail_after(120):
             await done.wait()
         elapsed = time.perf_counter() - start

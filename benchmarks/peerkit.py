@@ -22,6 +22,7 @@ class BenchPeer:
         self.peer_hello: m.Hello | None = None
         self.counts: dict[str, int] = {}
         self.on_message: Callable[[m.Envelope], None] | None = None
+        self._send_lock = trio.Lock()  # the reader answers heartbeats while others send
 
     @classmethod
     async def connect(cls, host: str, port: int, network: bytes, listen_port: int = 0) -> "BenchPeer":
@@ -29,12 +30,16 @@ class BenchPeer:
         await peer.hello(listen_port)
         return peer
 
+    async def send(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self.stream.send_all(data)
+
     def frame(self, message: m.Message) -> bytes:
         return m.encode_message(message, self.node_id, time.time())
 
     async def hello(self, listen_port: int = 0) -> None:
         hello = m.Hello(1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench")
-        await self.stream.send_all(self.frame(hello))
+        await self.send(self.frame(hello))
         while self.peer_hello is None:
             for env in await self.receive():
                 if isinstance(env.message, m.Hello):
@@ -48,7 +53,7 @@ class BenchPeer:
         for env in envs:
             self.counts[env.type] = self.counts.get(env.type, 0) + 1
             if isinstance(env.message, m.Heartbeat) and not env.message.echo:
-                await self.stream.send_all(self.frame(m.Heartbeat(
+                await self.send(self.frame(m.Heartbeat(
                     self.node_id, 0, self.network, 0, env.message.nonce, True)))
             if self.on_message is not None:
                 self.on_message(env)

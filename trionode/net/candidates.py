@@ -80,7 +80,9 @@ class Candidates:
         if cand.source == "discovered" and cand.failures >= MAX_DISCOVERED_FAILURES:
             del self.by_address[address]
             return
-        delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (cand.failures - 1))
+        # The exponent is capped: a seed down for days fails thousands of times, and a float
+        # times 2**1024 raises OverflowError (which would end the dialer, and the node).
+        delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(cand.failures - 1, 32))
         cand.next_try = now + delay * self._rng.uniform(1 - JITTER, 1 + JITTER)
 
     def connected(self, address: str, node_id: str) -> None:

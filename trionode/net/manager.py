@@ -44,6 +44,9 @@ ADDR_RATE: Final = 0.1
 DISCOVERY_ANSWER_EVERY: Final = 60.0
 MAX_DISCOVERY_ANSWER: Final = 1_000
 
+# The heartbeat loop wakes this many times per interval, pinging the peers that are due.
+HEARTBEAT_TICKS: Final = 10
+
 # Misbehaviour points (protocol.md, "Misbehaviour"); 100 bans.
 POINTS_PROTOCOL: Final = 34  # malformed or oversized frame, message out of order
 POINTS_INVALID_BLOCK: Final = 100
@@ -462,10 +465,17 @@ class PeerManager:
             self.candidates.forbid(address)
 
     async def heartbeats(self) -> NoReturn:
-        """Ping every peer each interval; drop peers silent for 3 intervals; clean the table."""
+        """Ping every peer once per interval; drop peers silent for 3 intervals; clean the table.
+
+        Each peer is pinged at its own phase (one interval after it connected, then every
+        interval), and the loop wakes ``HEARTBEAT_TICKS`` times per interval: a thousand peers
+        are not all pinged, and do not all answer, in the same instant.
+        """
         interval = self.limits.heartbeat_interval
+        tick = interval / HEARTBEAT_TICKS
+        last_clean = trio.current_time()
         while True:
-            await trio.sleep(interval)
+            await trio.sleep(tick)
             now = trio.current_time()
             for conn in list(self.connections.values()):
                 if conn.closing:
@@ -475,12 +485,18 @@ class PeerManager:
                         "timeout", m.Error(code="timeout", reason="no message for 3 heartbeat intervals")
                     )
                     continue
+                due = conn.extra.setdefault("next_ping", conn.connected_at + interval)
+                if now < due:
+                    continue
+                conn.extra["next_ping"] = max(due + interval, now)
                 nonce = self._bits(63)
                 conn.ping_nonce = nonce
                 conn.ping_sent = now
                 conn.send_message(self._heartbeat(nonce, False))
-            for node_id in self.table.remove_stale(self.wall(), self.limits.peer_timeout):
-                self.log.info("peer_forgotten", peer=node_id, reason="stale")
+            if now - last_clean >= interval:
+                last_clean = now
+                for node_id in self.table.remove_stale(self.wall(), self.limits.peer_timeout):
+                    self.log.info("peer_forgotten", peer=node_id, reason="stale")
 
     async def saver(self) -> NoReturn:
         """Write peers.json when it changed, at most every few seconds (debounced)."""

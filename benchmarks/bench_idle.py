@@ -1,0 +1,51 @@
+"""Idle: CPU use of a node with 10 connected peers and nothing happening.
+
+    python benchmarks/bench_idle.py [--quick] [--seconds S]
+
+Eleven daemons with default timings (heartbeat 30 s, sync 60 s); ten of them dial the
+measured one. Once all ten are connected, the measured node's utime+stime is read from /proc
+over S seconds (default 120, quick 30).
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench_scale import cpu_seconds, rss_mb
+from common import Daemon, emit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float)
+    args = parser.parse_args()
+    seconds = args.seconds or (30.0 if args.quick else 120.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        hub = Daemon("hub", root, extra="max_peers = 20")
+        hub.config.write_text(hub.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", ""))
+        hub.start()
+        peers = [Daemon(f"p{i}", root, peers=(hub.address,), extra="discover = false") for i in range(10)]
+        try:
+            for peer in peers:
+                peer.config.write_text(peer.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", ""))
+                peer.start(wait=False)
+            hub.wait_until(lambda: len(hub.matching("peer_connected")) >= 10, timeout=60, what="10 peers")
+            time.sleep(2)
+            assert hub.proc is not None
+            pid = hub.proc.pid
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            time.sleep(seconds)
+            cpu = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+            rss = rss_mb(pid)
+        finally:
+            for node in [hub, *peers]:
+                node.kill()
+    print(f"idle node with 10 peers over {seconds:.0f} s: CPU {cpu:.2f}%, RSS {rss:.0f} MB")
+    emit("idle", {"seconds": seconds, "cpu_percent": round(cpu, 3), "rss_mb": round(rss, 1)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Scale: one node with 1,000 connected light peers heartbeating at 1 s.
+
+    python benchmarks/bench_scale.py [--quick] [--peers N] [--seconds S]
+
+A daemon (heartbeat_interval 1, max_peers above N) and, in this process, a load generator of
+N light peers on loopback: each completes the handshake, answers the node's heartbeats, and
+sends its own every second, timing the node's echo. Reported after all peers are connected,
+over S seconds: the node's RSS (VmRSS), its CPU use (utime+stime from /proc), and the p50/p99
+heartbeat round trip seen by the peers.
+"""
+
+import argparse
+import os
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+from common import Daemon, emit, percentile
+from peerkit import BenchPeer
+from trionode.wire import messages as m
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+async def load(port: int, network: bytes, peers: int, seconds: float, pid: int) -> dict[str, float]:
+    rtts: list[float] = []
+    measuring = False
+    connected = 0
+    all_up = trio.Event()
+
+    async def light_peer(i: int) -> None:
+        nonlocal connected
+        for _attempt in range(20):
+            try:
+                peer = await BenchPeer.connect("127.0.0.1", port, network)
+                break
+            except (OSError, EOFError, trio.BrokenResourceError):
+                await trio.sleep(0.2 + random.random())
+        else:
+            raise RuntimeError(f"peer {i} could not connect")
+        connected += 1
+        if connected == peers:
+            all_up.set()
+        sent: dict[int, float] = {}
+
+        def on_message(env: m.Envelope) -> None:
+            msg = env.message
+            if isinstance(msg, m.Heartbeat) and msg.echo and msg.nonce in sent:
+                rtt = time.perf_counter() - sent.pop(msg.nonce)
+                if measuring:
+                    rtts.append(rtt)
+
+        peer.on_message = on_message
+        async with trio.open_nursery() as nursery:
+            async def reader() -> None:
+                while True:
+                    await peer.receive()
+
+            nursery.start_soon(reader)
+            await trio.sleep(random.random())
+            nonce = i << 32
+            while True:
+                nonce += 1
+                sent[nonce] = time.perf_counter()
+                await peer.send(peer.frame(m.Heartbeat(peer.node_id, 0, network, 0, nonce, False)))
+                await trio.sleep(1.0)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(peers):
+            nursery.start_soon(light_peer, i)
+            if i % 40 == 39:
+                await trio.sleep(0.05)  # the node admits at most 64 handshakes at once
+        with trio.fail_after(120):
+            await all_up.wait()
+        await trio.sleep(3)  # let the ramp-up settle
+        measuring = True
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        await trio.sleep(seconds)
+        cpu1, t1 = cpu_seconds(pid), time.monotonic()
+        measuring = False
+        figures = {
+            "rss_mb": rss_mb(pid),
+            "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+            "rtt_p50_ms": percentile(rtts, 50) * 1000,
+            "rtt_p99_ms": percentile(rtts, 99) * 1000,
+            "echoes": len(rtts),
+        }
+        nursery.cancel_scope.cancel()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="200 peers for 5 s")
+    parser.add_argument("--peers", type=int)
+    parser.add_argument("--seconds", type=float)
+    args = parser.parse_args()
+    peers = args.peers or (200 if args.quick else 1_000)
+    seconds = args.seconds or (5.0 if args.quick else 30.0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * peers)), hard))
+    with tempfile.TemporaryDirectory() as tmp:
+        node = Daemon("node", Path(tmp), extra=f"max_peers = {peers + 50}\noutbound_target = 1\ndiscover = false")
+        node.config.write_text(node.config.read_text().replace('level = "info"', 'level = "warning"'))
+        node.start()
+        try:
+            network = bytes.fromhex(node.status()["network"])
+            assert node.proc is not None
+            figures = trio.run(load, node.port, network, peers, seconds, node.proc.pid)
+        finally:
+            node.stop()
+    print(f"{peers} peers heartbeating at 1 s, over {seconds:.0f} s: node RSS {figures['rss_mb']:.0f} MB, "
+          f"CPU {figures['cpu_percent']:.1f}%, heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, "
+          f"p99 {figures['rtt_p99_ms']:.1f} ms ({figures['echoes']:.0f} echoes)")
+    emit("scale", {"peers": peers, "seconds": seconds, **{k: round(v, 2) for k, v in figures.items()}})
+
+
+if __name__ == "__main__":
+    main()
