@@ -7,33 +7,21 @@ The signature covers the same fields without itself, prefixed by a domain tag an
 """
 
 import hashlib
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from trionode.chain import keys
 from trionode.chain.amounts import MAX_MONEY
-from trionode.chain.encoding import packb, want_bytes, want_list, want_uint
+from trionode.chain.encoding import UINT64_MAX, packb, want_bytes, want_list, want_uint
 from trionode.chain.errors import DecodeError
 
 # The coinbase's sender, as the seed names it; it is unsigned and mints the block reward.
 COINBASE_SENDER: Final = "network"
 SIGNING_TAG: Final = "trionode-tx-v1"
 TX_FIELDS: Final = 6
+_sha256 = hashlib.sha256
 
 
-class Transaction:
-    """An immutable transaction; ``txid`` and ``encoded`` are computed once at construction."""
-
-    __slots__ = (
-        "amount",
-        "encoded",
-        "nonce",
-        "recipient",
-        "sender",
-        "signature",
-        "timestamp",
-        "txid",
-    )
-
+class _Fields(NamedTuple):
     sender: bytes
     recipient: bytes
     amount: int
@@ -43,28 +31,30 @@ class Transaction:
     encoded: bytes
     txid: bytes
 
-    def __init__(
-        self,
+
+class Transaction(_Fields):
+    """An immutable transaction; ``txid`` and ``encoded`` are computed once at construction.
+
+    A tuple underneath: construction is one C call and fields are C-level getters, which
+    matters because every received block builds thousands of these.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
         sender: bytes,
         recipient: bytes,
         amount: int,
         nonce: int,
         timestamp: int,
         signature: bytes,
-    ) -> None:
+    ) -> "Transaction":
         """``sender`` is the 32-byte public key, or b"" for a coinbase; ``timestamp`` is UNIX ms."""
-        object.__setattr__(self, "sender", sender)
-        object.__setattr__(self, "recipient", recipient)
-        object.__setattr__(self, "amount", amount)
-        object.__setattr__(self, "nonce", nonce)
-        object.__setattr__(self, "timestamp", timestamp)
-        object.__setattr__(self, "signature", signature)
-        encoded = packb(self.to_wire())
-        object.__setattr__(self, "encoded", encoded)
-        object.__setattr__(self, "txid", hashlib.sha256(encoded).digest())
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Transaction is immutable")
+        encoded = packb([sender or COINBASE_SENDER, recipient, amount, nonce, timestamp, signature])
+        return _Fields.__new__(
+            cls, sender, recipient, amount, nonce, timestamp, signature, encoded, _sha256(encoded).digest()
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Transaction) and other.txid == self.txid
@@ -91,6 +81,26 @@ class Transaction:
     @classmethod
     def from_wire(cls, value: Any, field: str = "tx") -> "Transaction":
         """Decode the canonical array; types and lengths are checked, rules are not."""
+        # Fast path for well-formed input (one check per field, no helper calls); anything
+        # else takes the slow path below, which names the offending field.
+        if type(value) is list and len(value) == TX_FIELDS:
+            s, r, a, n, t, sig = value
+            if (
+                type(r) is bytes
+                and len(r) == keys.ADDRESS_LEN
+                and type(a) is int
+                and 0 <= a <= MAX_MONEY
+                and type(n) is int
+                and 0 <= n <= UINT64_MAX
+                and type(t) is int
+                and 0 <= t <= UINT64_MAX
+                and type(sig) is bytes
+                and len(sig) in (0, keys.SIGNATURE_LEN)
+            ):
+                if type(s) is bytes and len(s) == keys.PUBKEY_LEN:
+                    return cls(s, r, a, n, t, sig)
+                if s == COINBASE_SENDER:
+                    return cls(b"", r, a, n, t, sig)
         items = want_list(value, field, TX_FIELDS)
         raw_sender = items[0]
         if raw_sender == COINBASE_SENDER:
