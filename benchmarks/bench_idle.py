@@ -4,7 +4,7 @@
 
 Eleven daemons with default timings (heartbeat 30 s, sync 60 s); ten of them dial the
 measured one. Once all ten are connected, the measured node's utime+stime is read from /proc
-over S seconds (default 120, quick 30).
+over S seconds (default 120, quick 10).
 """
 
 import argparse
@@ -21,16 +21,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float)
     args = parser.parse_args()
-    seconds = args.seconds or (30.0 if args.quick else 120.0)
+    seconds = args.seconds or (10.0 if args.quick else 120.0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         hub = Daemon("hub", root, extra="max_peers = 20")
-        hub.config.write_text(hub.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", ""))
+        hub.config.write_text(
+            hub.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", "")
+        )
         hub.start()
         peers = [Daemon(f"p{i}", root, peers=(hub.address,), extra="discover = false") for i in range(10)]
         try:
             for peer in peers:
-                peer.config.write_text(peer.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", ""))
+                peer.config.write_text(
+                    peer.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", "")
+                )
                 peer.start(wait=False)
             hub.wait_until(lambda: len(hub.matching("peer_connected")) >= 10, timeout=60, what="10 peers")
             time.sleep(2)

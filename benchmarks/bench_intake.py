@@ -41,7 +41,11 @@ async def feed(port: int, network: bytes, count: int) -> float:
     now = int(time.time() * 1000)
     base_nonce = 2  # key 0 sent one funding tx per generated key in block 2 (1 key here)
     frames = [
-        sender.frame(m.NewTransaction(sign_transaction(key, network, chaingen.key(1).address, 1_000, base_nonce + i, now)))
+        sender.frame(
+            m.NewTransaction(
+                sign_transaction(key, network, chaingen.key(1).address, 1_000, base_nonce + i, now)
+            )
+        )
         for i in range(count)
     ]
     done = trio.Event()
@@ -56,6 +60,7 @@ async def feed(port: int, network: bytes, count: int) -> float:
 
     sink.on_message = seen
     async with trio.open_nursery() as nursery:
+
         async def drain(peer: BenchPeer) -> None:
             while True:
                 await peer.receive()
@@ -97,8 +102,16 @@ def main() -> None:
     rate = median([run(count) for _ in range(runs)])
     print(f"Ed25519 verify, 1 core: {limit:,.0f}/s")
     print(f"intake (accepted + relayed): {rate:,.0f} tx/s = {rate / limit:.0%} of one core's verify rate")
-    emit("intake", {"txs": count, "runs": runs, "tx_per_s": round(rate), "verify_per_s": round(limit),
-                    "ratio": round(rate / limit, 3)})
+    emit(
+        "intake",
+        {
+            "txs": count,
+            "runs": runs,
+            "tx_per_s": round(rate),
+            "verify_per_s": round(limit),
+            "ratio": round(rate / limit, 3),
+        },
+    )
 
 
 if __name__ == "__main__":

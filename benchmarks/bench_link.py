@@ -30,9 +30,14 @@ NETWORK = bytes(range(32))
 
 def frames(kind: str, count: int, sender: bytes) -> list[bytes]:
     if kind == "heartbeat":
-        return [m.encode_message(m.Heartbeat(sender, 10, NETWORK, 2**40, i, False), sender, time.time()) for i in range(count)]
+        return [
+            m.encode_message(m.Heartbeat(sender, 10, NETWORK, 2**40, i, False), sender, time.time())
+            for i in range(count)
+        ]
     key = KeyPair(bytes(32))
-    txs = [coinbase(key.address, 50, 1, 0)] + [sign_transaction(key, NETWORK, key.address, 1, i, i) for i in range(99)]
+    txs = [coinbase(key.address, 50, 1, 0)] + [
+        sign_transaction(key, NETWORK, key.address, 1, i, i) for i in range(99)
+    ]
     header = BlockHeader(1, 1, NETWORK, 0, merkle_root([t.txid for t in txs]), 2**255, 0)
     frame = m.encode_message(m.NewBlock(Block(header, txs)), sender, time.time())
     return [frame] * count
@@ -59,6 +64,7 @@ async def bare(kind: str, count: int) -> tuple[float, float]:
     a, b = await socket_pair()
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
+
         async def send() -> None:
             for frame in data:
                 await a.send_all(frame)
@@ -83,7 +89,9 @@ async def ours(kind: str, count: int) -> tuple[float, float]:
     def hello(i: int) -> m.Hello:
         return m.Hello(1, NETWORK, ids[i], 0, 0, NETWORK, 0, "bench")
 
-    a = Connection(a_stream, "127.0.0.1:1", True, lambda: hello(0), ids[0], time.time, log, dialed="127.0.0.1:2")
+    a = Connection(
+        a_stream, "127.0.0.1:1", True, lambda: hello(0), ids[0], time.time, log, dialed="127.0.0.1:2"
+    )
     b = Connection(b_stream, "127.0.0.1:2", False, lambda: hello(1), ids[1], time.time, log)
     received = 0
     done = trio.Event()
@@ -124,15 +132,26 @@ def main() -> None:
     args = parser.parse_args()
     runs = 3 if args.quick else 5
     figures: dict[str, float] = {}
-    for kind, count in (("heartbeat", 20_000 if args.quick else 100_000), ("block100", 500 if args.quick else 3_000)):
+    for kind, count in (
+        ("heartbeat", 20_000 if args.quick else 100_000),
+        ("block100", 500 if args.quick else 3_000),
+    ):
         base = [trio.run(bare, kind, count) for _ in range(runs)]
         mine = [trio.run(ours, kind, count) for _ in range(runs)]
         b_msgs, b_mb = median([x[0] for x in base]), median([x[1] for x in base])
         o_msgs, o_mb = median([x[0] for x in mine]), median([x[1] for x in mine])
-        print(f"{kind:9}: trionode {o_msgs:>10,.0f} msg/s {o_mb:7.1f} MB/s | bare trio {b_msgs:>10,.0f} msg/s "
-              f"{b_mb:7.1f} MB/s | {o_msgs / b_msgs:.0%} of bare")
-        figures.update({f"{kind}_msgs": round(o_msgs), f"{kind}_mbps": round(o_mb, 1),
-                        f"{kind}_bare_msgs": round(b_msgs), f"{kind}_ratio": round(o_msgs / b_msgs, 3)})
+        print(
+            f"{kind:9}: trionode {o_msgs:>10,.0f} msg/s {o_mb:7.1f} MB/s | bare trio {b_msgs:>10,.0f} msg/s "
+            f"{b_mb:7.1f} MB/s | {o_msgs / b_msgs:.0%} of bare"
+        )
+        figures.update(
+            {
+                f"{kind}_msgs": round(o_msgs),
+                f"{kind}_mbps": round(o_mb, 1),
+                f"{kind}_bare_msgs": round(b_msgs),
+                f"{kind}_ratio": round(o_msgs / b_msgs, 3),
+            }
+        )
     emit("link", figures)
 
 

@@ -50,47 +50,69 @@ def run(kind: str, n: int, blocks: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         nodes = [
-            Daemon(f"n{i}", root, peers=tuple(f"127.0.0.1:{ports[j]}" for j in dials[i]), port=ports[i], extra=extra)
+            Daemon(
+                f"n{i}",
+                root,
+                peers=tuple(f"127.0.0.1:{ports[j]}" for j in dials[i]),
+                port=ports[i],
+                extra=extra,
+            )
             for i in range(n)
         ]
         for node in nodes:
-            node.config.write_text(node.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", ""))
+            node.config.write_text(
+                node.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", "")
+            )
             node.start(wait=False)
         try:
             for node in nodes:
                 node.address = node.wait_for("listening", timeout=60)["address"]
             expected = [len(d) for d in dials]
             for i, node in enumerate(nodes):  # wait until every dial of the topology is up
-                node.wait_until(lambda i=i: len(nodes[i].matching("peer_connected", direction="outbound")) >= expected[i],
-                                timeout=60, what="topology connections")
+                node.wait_until(
+                    lambda i=i: len(nodes[i].matching("peer_connected", direction="outbound")) >= expected[i],
+                    timeout=60,
+                    what="topology connections",
+                )
             latencies = []
             for _ in range(blocks):
                 mined = cli_json("mine", data_dir=nodes[0].data_dir)
                 start = stamp(nodes[0].wait_for("block_mined", hash=mined["hash"]))
-                last = max(stamp(node.wait_for("block_accepted", hash=mined["hash"], timeout=30)) for node in nodes)
+                last = max(
+                    stamp(node.wait_for("block_accepted", hash=mined["hash"], timeout=30)) for node in nodes
+                )
                 latencies.append((last - start) * 1000)
                 time.sleep(0.05)  # let the last relays drain before the next block
         finally:
             for node in nodes:
                 node.kill()
-    return {"p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95), "max_ms": max(latencies)}
+    return {
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "max_ms": max(latencies),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer blocks")
+    parser.add_argument("--quick", action="store_true", help="5 blocks, a 10-node line and a 15-node graph")
     parser.add_argument("--topology", choices=["line", "graph", "both"], default="both")
     args = parser.parse_args()
     blocks = 5 if args.quick else 20
+    line_n, graph_n = (10, 15) if args.quick else (20, 50)
     figures: dict[str, float] = {}
     if args.topology in ("line", "both"):
-        line = run("line", 20, blocks)
-        print(f"20-node line : p50 {line['p50_ms']:.1f} ms, p95 {line['p95_ms']:.1f} ms over {blocks} blocks")
-        figures.update({f"line20_{k}": round(v, 2) for k, v in line.items()})
+        line = run("line", line_n, blocks)
+        print(
+            f"{line_n}-node line : p50 {line['p50_ms']:.1f} ms, p95 {line['p95_ms']:.1f} ms over {blocks} blocks"
+        )
+        figures.update({f"line{line_n}_{k}": round(v, 2) for k, v in line.items()})
     if args.topology in ("graph", "both"):
-        graph = run("graph", 50, blocks)
-        print(f"50-node graph: p50 {graph['p50_ms']:.1f} ms, p95 {graph['p95_ms']:.1f} ms over {blocks} blocks")
-        figures.update({f"graph50_{k}": round(v, 2) for k, v in graph.items()})
+        graph = run("graph", graph_n, blocks)
+        print(
+            f"{graph_n}-node graph: p50 {graph['p50_ms']:.1f} ms, p95 {graph['p95_ms']:.1f} ms over {blocks} blocks"
+        )
+        figures.update({f"graph{graph_n}_{k}": round(v, 2) for k, v in graph.items()})
     emit("propagation", {"blocks": blocks, **figures})
 
 

@@ -68,6 +68,7 @@ async def load(port: int, network: bytes, peers: int, seconds: float, pid: int) 
 
         peer.on_message = on_message
         async with trio.open_nursery() as nursery:
+
             async def reader() -> None:
                 while True:
                     await peer.receive()
@@ -116,7 +117,9 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * peers)), hard))
     with tempfile.TemporaryDirectory() as tmp:
-        node = Daemon("node", Path(tmp), extra=f"max_peers = {peers + 50}\noutbound_target = 1\ndiscover = false")
+        node = Daemon(
+            "node", Path(tmp), extra=f"max_peers = {peers + 50}\noutbound_target = 1\ndiscover = false"
+        )
         node.config.write_text(node.config.read_text().replace('level = "info"', 'level = "warning"'))
         node.start()
         try:
@@ -125,9 +128,11 @@ def main() -> None:
             figures = trio.run(load, node.port, network, peers, seconds, node.proc.pid)
         finally:
             node.stop()
-    print(f"{peers} peers heartbeating at 1 s, over {seconds:.0f} s: node RSS {figures['rss_mb']:.0f} MB, "
-          f"CPU {figures['cpu_percent']:.1f}%, heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, "
-          f"p99 {figures['rtt_p99_ms']:.1f} ms ({figures['echoes']:.0f} echoes)")
+    print(
+        f"{peers} peers heartbeating at 1 s, over {seconds:.0f} s: node RSS {figures['rss_mb']:.0f} MB, "
+        f"CPU {figures['cpu_percent']:.1f}%, heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, "
+        f"p99 {figures['rtt_p99_ms']:.1f} ms ({figures['echoes']:.0f} echoes)"
+    )
     emit("scale", {"peers": peers, "seconds": seconds, **{k: round(v, 2) for k, v in figures.items()}})
 
 

@@ -47,7 +47,8 @@ def run(blocks: int, txs: int) -> dict[str, float]:
         try:
             connected = fresh.wait_for("peer_connected", timeout=30)
             done = fresh.wait_until(
-                lambda: [e for e in fresh.matching("sync_progress") if e["height"] >= blocks], timeout=600,
+                lambda: [e for e in fresh.matching("sync_progress") if e["height"] >= blocks],
+                timeout=600,
                 what=f"sync to {blocks}",
             )[0]
             seconds = stamp(done) - stamp(connected)
@@ -78,7 +79,9 @@ def main() -> None:
     results = [run(blocks, args.txs) for _ in range(args.runs)]
     results.sort(key=lambda r: r["seconds"])
     mid = results[len(results) // 2]
-    print(f"sync of {blocks} blocks x {args.txs} txs: {mid['seconds']:.2f} s ({mid['blocks_per_s']:,.0f} blocks/s)")
+    print(
+        f"sync of {blocks} blocks x {args.txs} txs: {mid['seconds']:.2f} s ({mid['blocks_per_s']:,.0f} blocks/s)"
+    )
     print(f"catch-up of one block: {mid['catch_up_bytes']:,} bytes; chain valid after sync: {mid['valid']}")
     emit("sync", {"blocks": blocks, "txs_per_block": args.txs, "runs": len(results), **mid})
 

@@ -57,7 +57,9 @@ def build(path: Path, blocks: int, txs: int) -> None:
         template = chain.template(miner.address, now)
         nonce = search(template.header.prefix(), template.header.target, 0, 1 << 20)
         assert nonce is not None
-        result = chain.add_block(Block(template.header.with_nonce(nonce), template.txs), now, signatures_checked=True)
+        result = chain.add_block(
+            Block(template.header.with_nonce(nonce), template.txs), now, signatures_checked=True
+        )
         assert result.status == "connected", result.error
         if height % 500 == 0:
             chain.commit()

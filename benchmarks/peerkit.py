@@ -53,8 +53,9 @@ class BenchPeer:
         for env in envs:
             self.counts[env.type] = self.counts.get(env.type, 0) + 1
             if isinstance(env.message, m.Heartbeat) and not env.message.echo:
-                await self.send(self.frame(m.Heartbeat(
-                    self.node_id, 0, self.network, 0, env.message.nonce, True)))
+                await self.send(
+                    self.frame(m.Heartbeat(self.node_id, 0, self.network, 0, env.message.nonce, True))
+                )
             if self.on_message is not None:
                 self.on_message(env)
         return envs
