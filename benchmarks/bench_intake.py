@@ -16,12 +16,13 @@ from pathlib import Path
 
 import trio
 
-import chaingen
-from common import Daemon, emit, median
-from peerkit import BenchPeer
 from trionode.chain import keys
 from trionode.chain.transaction import sign_transaction
 from trionode.wire import messages as m
+
+import chaingen
+from common import Daemon, emit, median
+from peerkit import BenchPeer
 
 
 def verify_rate(n: int = 5_000) -> float:

@@ -16,14 +16,16 @@ import time
 
 import structlog
 import trio
+import trio.lowlevel
 
-from common import emit, median
 from trionode.chain.block import Block, BlockHeader
 from trionode.chain.keys import KeyPair
 from trionode.chain.merkle import merkle_root
 from trionode.chain.transaction import coinbase, sign_transaction
 from trionode.net.connection import SEND_QUEUE, Connection
 from trionode.wire import messages as m
+
+from common import emit, median
 
 NETWORK = bytes(range(32))
 
@@ -117,8 +119,8 @@ async def ours(kind: str, count: int) -> tuple[float, float]:
             for frame in data[i : i + SEND_QUEUE // 2]:
                 a.send(frame)
             await trio.lowlevel.checkpoint()
-            while a._send_q.statistics().current_buffer_used > SEND_QUEUE // 2:  # noqa: SLF001
-                await trio.sleep(0)
+            while a._send_q.statistics().current_buffer_used > SEND_QUEUE // 2:  # noqa: ASYNC110 - pacing the sender
+                await trio.lowlevel.checkpoint()
         await done.wait()
         elapsed = time.perf_counter() - start
         a.close("done")

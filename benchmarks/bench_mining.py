@@ -14,9 +14,10 @@ import time
 
 import trio
 
-from common import emit, median
 from trionode.chain import pow
 from trionode.node.workers import POW_CHUNK, ProcessSolver
+
+from common import emit, median
 
 HEADER = bytes(range(124))
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import trio
 
+from trionode.wire import messages as m
+
 from common import Daemon, emit, percentile
 from peerkit import BenchPeer
-from trionode.wire import messages as m
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -15,10 +15,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import chaingen
-from common import Daemon, cli, cli_json, emit
 from trionode.chain.transaction import sign_transaction
 from trionode.control.client import ControlClient
+
+import chaingen
+from common import Daemon, cli, cli_json, emit
 
 
 def stamp(event: dict[str, object]) -> float:
