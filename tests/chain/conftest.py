@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
-from helpers import EASY, address, extend, new_chain
 
 from trionode.chain.tree import Chain
+
+from helpers import EASY, address, extend, new_chain
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import random
 import sys
 import time
 
-from helpers import EASY, address, build_block, key, pay, solve
-
 from trionode.chain.block import Block
 from trionode.chain.errors import ValidationError
 from trionode.chain.store import Store
 from trionode.chain.tree import Chain
+
+from helpers import EASY, address, build_block, key, pay, solve
 
 WALLETS = (1, 2, 3, 4)
 

@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import EASY
 
 import trionode
 from trionode.chain.store import Store
 from trionode.chain.tree import Chain
+
+from helpers import EASY
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 SOURCE_ROOT = Path(trionode.__file__).resolve().parents[1]

@@ -1,11 +1,11 @@
 """Fork choice: most work wins, ties keep the first seen, reorgs move transactions, and a
 branch with an invalid block never becomes the main chain."""
 
-from helpers import EASY, NOW, add, address, branch, build_block, extend, main_txids, pay
-
 from trionode.chain.block import Block
 from trionode.chain.store import STATUS_INVALID, STATUS_VALID
 from trionode.chain.tree import Chain, Reorg
+
+from helpers import EASY, NOW, add, address, branch, build_block, extend, main_txids, pay
 
 COIN = 10**8
 REWARD = EASY.mining_reward

@@ -3,7 +3,6 @@
 import hashlib
 
 import pytest
-from helpers import EASY, NOW, add, address, branch, build_block, extend, mine, new_chain, pay
 
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
@@ -12,6 +11,8 @@ from trionode.chain.mempool import Mempool
 from trionode.chain.orphans import OrphanPool
 from trionode.chain.params import MAX_FUTURE_MS
 from trionode.chain.tree import Chain
+
+from helpers import EASY, NOW, add, address, branch, build_block, extend, mine, new_chain, pay
 
 COIN = 10**8
 

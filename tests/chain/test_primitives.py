@@ -4,7 +4,6 @@ import hashlib
 import struct
 
 import pytest
-from helpers import EASY, address, key, pay, solve
 
 from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, MAX_BLOCK_TXS, PREFIX_BYTES, Block, BlockHeader
 from trionode.chain.encoding import packb, unpackb
@@ -21,6 +20,8 @@ from trionode.chain.pow import (
     work_for_target,
 )
 from trionode.chain.transaction import COINBASE_SENDER, Transaction, coinbase
+
+from helpers import EASY, address, key, pay, solve
 
 # ----------------------------------------------------------------------------- keys
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from helpers import EASY, NOW, add, address, build_block, key, main_txids, new_chain, pay, solve
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,8 @@ from trionode.chain.pow import meets_target
 from trionode.chain.store import STATUS_INVALID, Store
 from trionode.chain.transaction import Transaction, coinbase
 from trionode.chain.tree import Chain
+
+from helpers import EASY, NOW, add, address, build_block, key, main_txids, new_chain, pay, solve
 
 # ============================================================================= tamper evidence
 

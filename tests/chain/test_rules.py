@@ -7,6 +7,16 @@ in one function; a rejected block must leave the tip and the ledger untouched.
 import hashlib
 
 import pytest
+
+from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, MAX_BLOCK_TXS, Block, BlockHeader
+from trionode.chain.errors import ValidationError
+from trionode.chain.merkle import merkle_root
+from trionode.chain.params import MAX_BLOCK_TX_BYTES, MAX_FUTURE_MS, ChainParams
+from trionode.chain.pow import MAX_TARGET, work_for_target
+from trionode.chain.transaction import Transaction, coinbase, sign_transaction
+from trionode.chain.tree import BlockResult, Chain
+from trionode.chain.validation import check_block_body, median_time_past, next_target
+
 from helpers import (
     BLOCK_SPACING_MS,
     EASY,
@@ -23,15 +33,6 @@ from helpers import (
     seal,
     solve,
 )
-
-from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, MAX_BLOCK_TXS, Block, BlockHeader
-from trionode.chain.errors import ValidationError
-from trionode.chain.merkle import merkle_root
-from trionode.chain.params import MAX_BLOCK_TX_BYTES, MAX_FUTURE_MS, ChainParams
-from trionode.chain.pow import MAX_TARGET, work_for_target
-from trionode.chain.transaction import Transaction, coinbase, sign_transaction
-from trionode.chain.tree import BlockResult, Chain
-from trionode.chain.validation import check_block_body, median_time_past, next_target
 
 REWARD = EASY.mining_reward
 

@@ -4,7 +4,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import EASY, NOW, add, address, branch, build_block, extend, mine, pay, solve
 
 from trionode.chain.block import Block
 from trionode.chain.encoding import packb, unpackb
@@ -12,6 +11,8 @@ from trionode.chain.params import ChainParams
 from trionode.chain.store import STATUS_INVALID, STATUS_STORED, STATUS_VALID, Store, StoreError
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import Chain
+
+from helpers import EASY, NOW, add, address, branch, build_block, extend, mine, pay, solve
 
 COIN = 10**8
 
