@@ -18,11 +18,13 @@ from trionode.chain.amounts import format_coins, parse_coins
 from trionode.control.client import ControlClient, NodeNotRunning
 from trionode.control.protocol import ControlError
 from trionode.node.config import ConfigError, NodeConfig, load_config
-from trionode.wallet import WalletError, Wallets
+from trionode.wallet import Wallet, WalletError, Wallets
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
+# How often a progress line (mine, sync, validate) asks the node how far it got.
+PROGRESS_EVERY: Final = 0.25
 
 
 class UserError(Exception):
@@ -73,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     control("disconnect", "drop a peer").add_argument("node_id", metavar="NODE_ID")
     chain = control("chain", "blocks from a height, ascending")
     chain.add_argument(
-        "--from", dest="start", type=int, default=0, metavar="H", help="first height (default 0)"
+        "--from", dest="start", type=_count, default=0, metavar="H", help="first height (default 0)"
     )
-    chain.add_argument("--limit", type=int, default=20, metavar="N", help="at most N blocks (default 20)")
+    chain.add_argument("--limit", type=_count, default=20, metavar="N", help="at most N blocks (default 20)")
     control("block", "one block").add_argument("ident", metavar="HASH_OR_HEIGHT")
     control("pending", "the mempool")
     control("balance", "confirmed balance").add_argument("who", metavar="ADDRESS_OR_WALLET")
@@ -104,19 +106,47 @@ def build_parser() -> argparse.ArgumentParser:
     _where(wl, suppress=True)
     wl.add_argument("--json", action="store_true", help="print one JSON array")
 
-    devnet = sub.add_parser("devnet", help="start a local network of real nodes (Ctrl+C stops them)")
-    devnet.add_argument("--nodes", type=int, default=3, metavar="N", help="how many nodes (default 3)")
-    devnet.add_argument(
-        "--dir", type=Path, default=Path("devnet"), metavar="DIR", help="where their data dirs go"
+    devnet = sub.add_parser(
+        "devnet",
+        help="start a local network of real nodes (Ctrl+C stops them)",
+        description="Start N real nodes on free loopback ports, connected in a line (discovery "
+        "does the rest), fund wallets alice and bob, and stay in the foreground until Ctrl+C. "
+        "Run it again on the same --dir to restart the same nodes and chains.",
     )
-    devnet.add_argument("--difficulty", type=int, default=3, help="chain difficulty (default 3)")
+    devnet.add_argument("--nodes", type=int, metavar="N", help="how many nodes (default 3)")
+    devnet.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("devnet"),
+        metavar="DIR",
+        help="configs, data dirs and logs of the nodes (default ./devnet)",
+    )
+    devnet.add_argument(
+        "--difficulty",
+        type=int,
+        metavar="D",
+        help="chain difficulty: leading zero hex digits (default 2, like configs/)",
+    )
 
-    top = sub.add_parser("top", help="a live view of a running node")
+    top = sub.add_parser(
+        "top",
+        help="a live view of a running node (or of every node of a devnet)",
+        description="A live view of the node owning the data dir, refreshed every second; given "
+        "a devnet's DIR, of every node in it. q or Ctrl+C quits. Without a terminal (a pipe) it "
+        "prints one snapshot.",
+    )
     _where(top, suppress=True)
 
     sim = sub.add_parser("sim", help="run a deterministic simulated network")
     sim.add_argument("args", nargs=argparse.REMAINDER, help="see: trionode sim --help")
     return parser
+
+
+def _count(text: str) -> int:
+    """A non-negative integer argument."""
+    if not text.isdecimal():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
 
 
 def _where(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
@@ -252,7 +282,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         peers=args.peer or None,
         log_level=args.log_level,
     )
-    log = make_logger(config.log_level, file=config.log_file)
+    try:
+        log = make_logger(config.log_level, file=config.log_file)
+    except OSError as exc:
+        raise UserError(f"cannot open the log file {config.log_file} ([log] file): {exc.strerror}") from None
     try:
         node = Node(config, Environment.real(config.mining_workers), log)
     except StartupError as exc:
@@ -311,10 +344,10 @@ def cmd_control(args: argparse.Namespace) -> int:
             _emit(args, _send(args, client), lambda r: f"sent {r['amount']} to {r['to']}: txid {r['txid']}")
         elif verb == "mine":
             to = _resolve(args, args.to) if args.to else None
-            result = _with_progress(args, "mining", lambda: client.call("mine", to=to))
+            result = _with_progress(args, "mining", lambda: client.call("mine", to=to), _mining_progress)
             _emit(args, result, lambda r: f"mined block {r['height']} {r['hash']} ({r['txs']} txs)")
         elif verb == "sync":
-            result = _with_progress(args, "syncing", lambda: client.call("sync"))
+            result = _with_progress(args, "syncing", lambda: client.call("sync"), _sync_progress)
             _emit(
                 args,
                 result,
@@ -347,8 +380,6 @@ def _resolve(args: argparse.Namespace, who: str) -> str:
 
 
 def _send(args: argparse.Namespace, client: ControlClient) -> dict[str, Any]:
-    from trionode.chain.transaction import sign_transaction
-
     try:
         amount = parse_coins(args.amount)
     except ValueError as exc:
@@ -361,12 +392,19 @@ def _send(args: argparse.Namespace, client: ControlClient) -> dict[str, Any]:
         recipient = wallets.resolve(args.to)
     except WalletError as exc:
         raise UserError(str(exc)) from None
+    return pay(client, sender, recipient, amount)
+
+
+def pay(client: ControlClient, sender: Wallet, recipient: bytes, amount: int) -> dict[str, Any]:
+    """Sign a payment of ``amount`` units locally (keys never enter the node) and submit it."""
+    from trionode.chain.transaction import sign_transaction
+
     status = client.call("status")
     account = client.call("balance", address=sender.address.hex())
     spendable = parse_coins(account["spendable"])
     if amount > spendable:
         raise UserError(
-            f"balance too low: {args.sender} can spend {format_coins(spendable)} "
+            f"balance too low: {sender.name} can spend {format_coins(spendable)} "
             f"(confirmed {_coins(account['balance'])}), asked {format_coins(amount)}"
         )
     tx = sign_transaction(
@@ -381,29 +419,65 @@ def _send(args: argparse.Namespace, client: ControlClient) -> dict[str, Any]:
     return {**result, "from": sender.address.hex(), "to": recipient.hex(), "amount": format_coins(amount)}
 
 
-def _with_progress(args: argparse.Namespace, what: str, fn: Callable[[], Any]) -> Any:
-    """Run a long call, showing an elapsed-time line on stderr when it is a terminal."""
+def _with_progress(
+    args: argparse.Namespace,
+    what: str,
+    fn: Callable[[], Any],
+    detail: Callable[[dict[str, Any]], str] | None = None,
+) -> Any:
+    """Run a long call, showing a progress line on stderr when it is a terminal.
+
+    The line shows the elapsed time and, with ``detail``, what the node reports meanwhile:
+    a second control connection asks for the ``top`` verb (status and peers) a few times a
+    second and ``detail`` turns it into text.
+    """
     if getattr(args, "json", False) or not sys.stderr.isatty():
         return fn()
     import threading
 
+    from rich.console import Console
+
     done = threading.Event()
     started = time.monotonic()
+    data_dir = _data_dir(args)
 
-    def ticker() -> None:
-        while not done.wait(0.2):
-            sys.stderr.write(f"\r{what}... {time.monotonic() - started:.1f}s")
-            sys.stderr.flush()
+    with Console(stderr=True).status(f"{what}...") as line:
 
-    thread = threading.Thread(target=ticker, daemon=True)
-    thread.start()
-    try:
-        return fn()
-    finally:
-        done.set()
-        thread.join()
-        sys.stderr.write("\r\033[K")
-        sys.stderr.flush()
+        def ticker() -> None:
+            probe: ControlClient | None = None
+            while not done.wait(PROGRESS_EVERY):
+                text = ""
+                if detail is not None:
+                    try:
+                        probe = probe or ControlClient(data_dir, timeout=PROGRESS_EVERY * 4)
+                        text = detail(probe.call("top"))
+                    except (NodeNotRunning, ControlError, OSError, ValueError, KeyError):
+                        if probe is not None:
+                            probe.close()
+                        probe = None
+                line.update(f"{what}... {time.monotonic() - started:.1f} s  {text}".rstrip())
+            if probe is not None:
+                probe.close()
+
+        thread = threading.Thread(target=ticker, daemon=True)
+        thread.start()
+        try:
+            return fn()
+        finally:
+            done.set()
+            thread.join()
+
+
+def _mining_progress(top: dict[str, Any]) -> str:
+    s = top["status"]
+    rate = f", {s['hashrate']:,.0f} H/s" if s["hashrate"] else ""
+    return f"block {s['height'] + 1} at difficulty {s['difficulty']:g}{rate}"
+
+
+def _sync_progress(top: dict[str, Any]) -> str:
+    height = top["status"]["height"]
+    target = max([height, *(p["height"] for p in top["peers"] if p["connected"])])
+    return f"height {height} of {target}" if target > height else f"height {height}"
 
 
 def cmd_wallet(args: argparse.Namespace) -> int:
@@ -431,9 +505,12 @@ def cmd_wallet(args: argparse.Namespace) -> int:
 
 
 def cmd_devnet(args: argparse.Namespace) -> int:
-    from trionode.devnet import run_devnet
+    from trionode.devnet import DevnetError, run_devnet
 
-    return int(run_devnet(args.nodes, args.dir, args.difficulty))
+    try:
+        return run_devnet(args.nodes, args.dir, args.difficulty)
+    except DevnetError as exc:
+        raise UserError(str(exc), exc.code) from None
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -480,6 +557,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        # The file system or the network said no (a data dir that cannot be created, a full
+        # disk): an expected failure, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"trionode: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

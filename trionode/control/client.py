@@ -5,7 +5,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from trionode.control.protocol import SOCKET_NAME, ControlError, encode
+from trionode.control.protocol import SOCKET_NAME, ControlError, encode, from_wire
 from trionode.wire.codec import unpack_map
 from trionode.wire.errors import ProtocolError
 from trionode.wire.framing import FrameDecoder
@@ -62,7 +62,7 @@ class ControlClient:
         reply = unpack_map(self._pending.pop(0))
         if not reply.get("ok"):
             raise ControlError(str(reply.get("error", "unknown error")))
-        return reply.get("result")
+        return from_wire(reply.get("result"))
 
 
 def call(data_dir: Path, verb: str, **args: Any) -> Any:

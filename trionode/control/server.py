@@ -65,7 +65,12 @@ async def _serve_client(node: "Node", stream: trio.abc.Stream) -> None:
         for body in decoder.feed(data):
             request = unpack_map(body)
             reply = await _dispatch(node, request)
-            await stream.send_all(encode(reply))
+            try:
+                data = encode(reply)
+            except (OverflowError, ValueError, TypeError) as exc:  # a bug, not the node's end
+                node.log.error("control_failed", verb=request.get("verb"), exc_info=exc)
+                data = encode({"ok": False, "error": f"internal error: cannot encode the reply: {exc}"})
+            await stream.send_all(data)
             if request.get("verb") == "stop":
                 node.stop()
 

@@ -16,6 +16,7 @@ from trionode.chain.tree import Chain
 from trionode.control.protocol import ControlError
 from trionode.net.manager import ConnectError
 from trionode.wallet import WalletError
+from trionode.wire.addresses import parse_address
 
 if TYPE_CHECKING:
     from trionode.node.app import Node
@@ -73,6 +74,7 @@ async def status(node: "Node", args: dict[str, Any]) -> dict[str, Any]:
 async def peers(node: "Node", args: dict[str, Any]) -> list[dict[str, Any]]:
     manager = node.manager
     manager.save_if_needed()
+    wall, now = node.wall(), trio.current_time()
     rows = []
     for record in sorted(manager.table.records.values(), key=lambda r: (not r.connected, r.node_id)):
         conn = manager.connections.get(record.node_id)
@@ -81,7 +83,8 @@ async def peers(node: "Node", args: dict[str, Any]) -> list[dict[str, Any]]:
                 "node_id": record.node_id,
                 "address": record.address,
                 "connected": conn is not None,
-                "last_seen": record.last_seen,
+                # A connected peer was last seen at its last message (heartbeats included).
+                "last_seen": record.last_seen if conn is None else wall - (now - conn.last_message),
                 "height": conn.height if conn is not None else record.height,
                 "work": conn.work if conn is not None else record.work,
                 "direction": conn.direction if conn is not None else record.direction,
@@ -99,6 +102,10 @@ async def connect(node: "Node", args: dict[str, Any]) -> dict[str, Any]:
     address = args.get("address")
     if not isinstance(address, str):
         raise ControlError("connect needs HOST:PORT")
+    try:
+        parse_address(address)
+    except ValueError as exc:
+        raise ControlError(f"cannot connect to {address!r}: {exc}") from None
     try:
         return {"node_id": await node.manager.connect(address)}
     except ConnectError as exc:

@@ -6,6 +6,7 @@ code runs on real sockets or in a deterministic simulated network.
 """
 
 import errno
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -83,6 +84,19 @@ class TcpTransport:
         await trio.serve_listeners(serve, listeners, handler_nursery=handler_nursery)
 
     async def dial(self, host: str, port: int) -> trio.abc.Stream:
-        stream = await trio.open_tcp_stream(host, port)
+        try:
+            stream = await trio.open_tcp_stream(host, port)
+        except OSError as exc:
+            raise _why(exc) from exc
         stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         return stream
+
+
+def _why(exc: OSError) -> OSError:
+    """trio's "all attempts to connect to H:P failed" with the first attempt's reason as its
+    strerror ("Connection refused"): what the CLI and the ``dial_failed`` log line show."""
+    group = exc.__cause__
+    for inner in group.exceptions if isinstance(group, BaseExceptionGroup) else ():
+        if isinstance(inner, OSError) and inner.errno:
+            return OSError(inner.errno, os.strerror(inner.errno))
+    return exc

@@ -1,0 +1,157 @@
+"""Every error a user can cause is one line on stderr with a documented exit code, no traceback.
+
+README, "CLI reference": exit 1 for an expected failure (no node, unknown wallet, balance too
+low, unreachable peer, port or data dir in use), exit 2 for a bad config or command line.
+"""
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon import CHAIN, Daemon, cli, cli_json
+
+
+def fails(*args: str, code: int, data_dir: Path | None = None) -> str:
+    """Run the CLI, expect ``code`` and exactly one ``trionode: ...`` line on stderr; return it."""
+    result = cli(*args, data_dir=data_dir, check=False)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("trionode"), lines[0]
+    assert result.returncode == code, (result.returncode, result.stderr)
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One running node with wallets alice (no coins) and bob."""
+    daemon = Daemon("node", tmp_path_factory.mktemp("errors")).start()
+    try:
+        cli("wallet", "new", "alice", data_dir=daemon.data_dir)
+        cli("wallet", "new", "bob", data_dir=daemon.data_dir)
+        yield daemon
+    finally:
+        daemon.kill()
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (just released by us)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# ----------------------------------------------------------------- bad config or command line: 2
+
+
+def test_unknown_config_key_names_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text("[p2p]\nlisten_on = '127.0.0.1:5001'\n")
+    line = fails("run", "--config", str(config), code=2)
+    assert str(config) in line and "p2p.listen_on" in line and "did you mean listen" in line
+
+
+def test_wrong_type_in_config(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text("[chain]\ndifficulty = 'two'\n")
+    line = fails("--config", str(config), "status", code=2)
+    assert "chain.difficulty" in line
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text("[p2p\n")
+    assert "invalid TOML" in fails("run", "--config", str(config), code=2)
+    missing = tmp_path / "missing.toml"
+    assert "cannot read the file" in fails("run", "--config", str(missing), code=2)
+
+
+def test_bad_flags(tmp_path: Path) -> None:
+    assert "--listen" in fails("run", "--data-dir", str(tmp_path), "--listen", "localhost", code=2)
+    assert "--limit" in fails("chain", "--limit", "-1", data_dir=tmp_path, code=2)
+
+
+def test_bad_amount(node: Daemon) -> None:
+    assert "--amount" in fails(
+        "send", "--from", "alice", "--to", "bob", "--amount", "ten", data_dir=node.data_dir, code=2
+    )
+    assert "--amount" in fails(
+        "send", "--from", "alice", "--to", "bob", "--amount", "0", data_dir=node.data_dir, code=2
+    )
+
+
+# ----------------------------------------------------------------- expected failures: 1
+
+
+def test_no_node_running(tmp_path: Path) -> None:
+    line = fails("status", data_dir=tmp_path, code=1)
+    assert line == f"trionode: no node is running on data dir {tmp_path} (start one with: trionode run)"
+
+
+def test_port_in_use(node: Daemon, tmp_path: Path) -> None:
+    line = fails("run", "--data-dir", str(tmp_path / "other"), "--listen", node.address, code=1)
+    assert line == f"trionode: cannot listen on {node.address}: port {node.port} is in use"
+
+
+def test_data_dir_in_use(node: Daemon) -> None:
+    line = fails("run", "--data-dir", str(node.data_dir), "--listen", "127.0.0.1:0", code=1)
+    assert line == f"trionode: {node.data_dir}: another trionode is running on this data dir"
+
+
+def test_unknown_wallet(node: Daemon) -> None:
+    line = fails("send", "--from", "carol", "--to", "bob", "--amount", "1", data_dir=node.data_dir, code=1)
+    assert "unknown wallet 'carol'" in line and "trionode wallet new carol" in line
+    assert "unknown wallet 'dave'" in fails("balance", "dave", data_dir=node.data_dir, code=1)
+    assert "unknown wallet 'erin'" in fails("wallet", "show", "erin", data_dir=node.data_dir, code=1)
+
+
+def test_not_enough_balance(node: Daemon) -> None:
+    line = fails("send", "--from", "alice", "--to", "bob", "--amount", "5", data_dir=node.data_dir, code=1)
+    assert line == "trionode: balance too low: alice can spend 0 (confirmed 0), asked 5"
+
+
+def test_peer_unreachable(node: Daemon) -> None:
+    port = closed_port()
+    line = fails("connect", f"127.0.0.1:{port}", data_dir=node.data_dir, code=1)
+    assert line == f"trionode: cannot reach 127.0.0.1:{port}: Connection refused"
+    assert "expected host:port" in fails("connect", "nonsense", data_dir=node.data_dir, code=1)
+
+
+def test_peer_on_another_network(node: Daemon, tmp_path: Path) -> None:
+    foreign = Daemon("foreign", tmp_path)
+    foreign.config.write_text(
+        foreign.config.read_text().replace(CHAIN, CHAIN.replace("difficulty = 1", "difficulty = 3"))
+    )
+    foreign.start()
+    try:
+        line = fails("connect", foreign.address, data_dir=node.data_dir, code=1)
+        assert (
+            line
+            == f"trionode: {foreign.address}: peer is on a different network (its genesis differs from ours)"
+        )
+    finally:
+        foreign.kill()
+
+
+def test_unwritable_places(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert "Not a directory" in fails("wallet", "new", "alice", data_dir=a_file / "sub", code=1)
+    config = tmp_path / "node.toml"
+    config.write_text(f'[node]\ndata_dir = "{tmp_path / "d"}"\n[log]\nfile = "{a_file / "x.log"}"\n')
+    assert "cannot open the log file" in fails("run", "--config", str(config), code=1)
+
+
+def test_devnet_refuses_a_foreign_dir(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    line = fails("devnet", "--dir", str(tmp_path), code=2)
+    assert "not made by trionode devnet" in line
+    assert "--nodes must be" in fails("devnet", "--nodes", "0", "--dir", str(tmp_path / "new"), code=2)
+
+
+def test_a_working_command_still_works(node: Daemon) -> None:
+    """The fixture node is healthy: the failures above are the commands', not the node's."""
+    assert cli_json("status", data_dir=node.data_dir)["height"] == 0
