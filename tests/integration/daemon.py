@@ -7,13 +7,18 @@ with a timeout instead of sleeping.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from trionode.control.client import NodeNotRunning
+from trionode.control.client import call as control_call
 
 PYTHON = sys.executable
 CHAIN = "[chain]\ndifficulty = 1\nmining_reward = 50\n"
@@ -51,13 +56,24 @@ class Daemon:
             f"heartbeat_interval = 1\nsync_interval = 5\n{extra}\n\n{CHAIN}"
         )
         self.events: list[dict[str, Any]] = []
+        self.by_event: dict[str, list[dict[str, Any]]] = {}  # the same events, by name
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self._changed = threading.Condition()
         self.address = ""
 
+    @classmethod
+    def from_config(cls, name: str, root: Path, text: str) -> "Daemon":
+        """A daemon run from the given config text instead of a generated one."""
+        daemon = cls(name, root)
+        daemon.config.write_text(text)
+        daemon.data_dir = Path(tomllib.loads(text)["node"]["data_dir"])
+        return daemon
+
     def start(self, wait: bool = True) -> "Daemon":
-        self.events.clear()
+        with self._changed:
+            self.events.clear()
+            self.by_event.clear()
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "trionode", "run", "--config", str(self.config), "--log-level", "debug"],
             stdout=subprocess.PIPE,
@@ -76,9 +92,12 @@ class Daemon:
             with self._changed:
                 self.lines.append(line)
                 try:
-                    self.events.append(json.loads(line))
+                    event = json.loads(line)
                 except ValueError:
-                    pass
+                    event = None
+                if isinstance(event, dict):
+                    self.events.append(event)
+                    self.by_event.setdefault(str(event.get("event")), []).append(event)
                 self._changed.notify_all()
 
     @property
@@ -87,11 +106,7 @@ class Daemon:
 
     def matching(self, event: str, **fields: Any) -> list[dict[str, Any]]:
         with self._changed:
-            return [
-                e
-                for e in self.events
-                if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
-            ]
+            return [e for e in self.by_event.get(event, ()) if all(e.get(k) == v for k, v in fields.items())]
 
     def wait_for(self, event: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
         return self.wait_until(
@@ -115,6 +130,19 @@ class Daemon:
                     raise AssertionError(f"{self.name}: no {what} within {timeout} s; last output:\n{tail}")
                 self._changed.wait(min(left, 0.5))
 
+    def call(self, verb: str, **args: Any) -> Any:
+        """A control verb straight over the control socket (no CLI process to start).
+
+        The socket opens just after the ``listening`` line: a running daemon gets a moment."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return control_call(self.data_dir, verb, **args)
+            except NodeNotRunning:
+                if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.02)
+
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = cli_json("status", data_dir=self.data_dir)
         return result
@@ -129,6 +157,18 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def free_ports(count: int) -> list[int]:
+    """Loopback ports that are free now, for configs that name fixed ports."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def poll(probe: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 # Frames queued for one peer before it counts as not reading: a full sync batch is 1 frame,
 # so this is hundreds of relayed blocks or transactions of headroom.
 SEND_QUEUE: Final = 1_024
+# Bytes queued for one peer before it counts as not reading: frames are up to 4 MiB, so the
+# frame count alone let a peer that asks for chains and never reads pin 4 GiB of ours. 32 MiB
+# is 8 full frames, above any honest burst (a reorg relays at most 16 blocks of 1 MB).
+SEND_QUEUE_BYTES: Final = 32 * 1024 * 1024
 # Bytes joined into one send_all when frames are queued (fewer syscalls under load).
 WRITE_BATCH: Final = 256 * 1024
 # A single send_all that makes no progress for this long means the peer stopped reading.
@@ -65,6 +69,7 @@ class Connection:
         self.known = RollingSet(PEER_KNOWN)
         self.connected_at = trio.current_time()
         self.last_message = self.connected_at
+        self.busy = False  # the reader is handling messages: the peer's silence is ours
         self.ping_nonce: int | None = None
         self.ping_sent = 0.0
         self.rtt: float | None = None
@@ -75,6 +80,7 @@ class Connection:
         self.frames_in = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.queued_bytes = 0  # in frames waiting for the writer
         self.unknown_messages = 0
         self.sync: Any = None  # the sync session in flight with this peer, if any
         self.extra: dict[str, Any] = {}  # per-peer state owned by other modules (rate limits)
@@ -91,6 +97,9 @@ class Connection:
         """Queue an encoded frame; never blocks. A full queue disconnects the peer."""
         if self._closing:
             return False
+        if self.queued_bytes + len(frame) > SEND_QUEUE_BYTES:
+            self.close("slow_reader")
+            return False
         try:
             self._send_q.send_nowait(frame)
         except trio.WouldBlock:
@@ -98,6 +107,7 @@ class Connection:
             return False
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             return False
+        self.queued_bytes += len(frame)
         return True
 
     def send_message(self, message: Message) -> bool:
@@ -109,6 +119,10 @@ class Connection:
             return
         self._closing = True
         self.close_reason = reason
+        if self.sync is not None:
+            # Nothing more will come: whoever waits on the session moves on now, not after
+            # its stall timeout.
+            self.sync.finish("disconnected")
         if goodbye is not None:
             try:
                 self._send_q.send_nowait(encode_message(goodbye, self._our_id, self._wall()))
@@ -220,7 +234,16 @@ class Connection:
             except ProtocolError as exc:
                 error = exc  # what arrived before the bad frame is still handled
             self.frames_in += len(envelopes)
-            await self._deliver(envelopes, error, on_messages)
+            handling = trio.current_time()
+            self.busy = True
+            try:
+                await self._deliver(envelopes, error, on_messages)
+            finally:
+                self.busy = False
+            if self.last_message >= handling:
+                # A sign of life that took us long to handle (a sync batch): what the peer sent
+                # meanwhile waits unread behind it, so its silence starts only now.
+                self.last_message = trio.current_time()
 
     async def _deliver(
         self,
@@ -267,6 +290,7 @@ class Connection:
                             break
                         batch.append(more)
                         size += len(more)
+                    self.queued_bytes -= size
                     data = batch[0] if len(batch) == 1 else b"".join(batch)
                     try:
                         with trio.fail_after(SEND_TIMEOUT):

@@ -159,7 +159,13 @@ class PeerManager:
             conn.close("shutdown", m.Error(code="shutdown", reason="node is stopping"))
         elif until is not None:
             conn.close("banned", m.Error(code="banned", reason=f"banned until {until:.0f}"))
-        elif len(self.handshaking) >= MAX_HANDSHAKING or self.inbound_count >= self.limits.max_inbound:
+        elif (
+            len(self.handshaking) >= MAX_HANDSHAKING
+            or self.inbound_count >= self.limits.max_inbound
+            or len(self.connections) >= self.limits.max_peers
+        ):
+            # Refused before the handshake, not after: the dialler then counts a failed dial
+            # and backs off, instead of a completed connection it redials within a second.
             conn.close("too_many_peers", m.Error(code="too_many_peers", reason="no inbound slots free"))
         await self._run(conn)
 
@@ -244,6 +250,7 @@ class PeerManager:
                         self.candidates.forbid(conn.dialed)
                     elif reason != "duplicate_connection":
                         self.candidates.failed(conn.dialed, trio.current_time())
+                        self.dial_wakeup.poke()
                     else:
                         self.candidates.disconnected(conn.dialed, trio.current_time())
             self._maybe_all_closed()
@@ -315,7 +322,8 @@ class PeerManager:
         self.dial_wakeup.poke()
 
     def _protocol_error(self, conn: Connection, exc: ProtocolError) -> None:
-        self.log.info("protocol_violation", code=exc.code, field=exc.field, detail=str(exc)[:200])
+        # conn.log names the peer (address, and node id once known): the line says who did it.
+        conn.log.info("protocol_violation", code=exc.code, field=exc.field, detail=str(exc)[:200])
         self.penalize(conn, POINTS_PROTOCOL, f"protocol_error:{exc.code}")
 
     def disconnect(self, peer: str, reason: str) -> bool:
@@ -452,8 +460,11 @@ class PeerManager:
                     )
                     self.broadcast(frame, None)
             next_due = self.candidates.next_due()
-            timeout = DIAL_TICK if next_due is None else max(0.0, min(DIAL_TICK, next_due - now))
-            await self.dial_wakeup.wait(timeout if timeout > 0 else 0.05)
+            # A candidate still due now was skipped on purpose (enough outbound peers, no room,
+            # already connected); what changes that pokes the wakeup. Waiting a full tick then,
+            # not 50 ms, keeps an idle node from waking 20 times a second.
+            timeout = DIAL_TICK if next_due is None or next_due <= now else min(DIAL_TICK, next_due - now)
+            await self.dial_wakeup.wait(timeout)
 
     async def _dial_candidate(self, address: str) -> None:
         try:
@@ -461,6 +472,7 @@ class PeerManager:
         except OSError as exc:
             self.log.debug("dial_failed", address=address, detail=str(exc.strerror or exc))
             self.candidates.failed(address, trio.current_time())
+            self.dial_wakeup.poke()  # a slot is free again: another candidate may be dialled
         except ProtocolError:
             self.candidates.forbid(address)
 
@@ -480,7 +492,7 @@ class PeerManager:
             for conn in list(self.connections.values()):
                 if conn.closing:
                     continue
-                if now - conn.last_message > 3 * interval:
+                if now - conn.last_message > 3 * interval and not conn.busy:
                     conn.close(
                         "timeout", m.Error(code="timeout", reason="no message for 3 heartbeat intervals")
                     )

@@ -1,0 +1,1 @@
+"""Pure tests of the peer-management building blocks: no trio, no sockets."""

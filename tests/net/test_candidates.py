@@ -1,0 +1,168 @@
+"""Candidates: which addresses the dialer may dial and when (protocol.md 8.4)."""
+
+import random
+
+import pytest
+
+from trionode.net.candidates import (
+    BACKOFF_BASE,
+    BACKOFF_MAX,
+    JITTER,
+    MAX_CANDIDATES,
+    MAX_DISCOVERED_FAILURES,
+    Candidates,
+)
+
+
+class Extreme(random.Random):
+    """An rng whose ``uniform`` always returns the low (or high) end: jitter at its bounds."""
+
+    def __init__(self, high: bool) -> None:
+        super().__init__(0)
+        self.high = high
+
+    def uniform(self, a: float, b: float) -> float:
+        return b if self.high else a
+
+
+def delays(cands: Candidates, address: str, failures: int) -> list[float]:
+    out = []
+    for i in range(failures):
+        now = 1_000.0 * i
+        cands.failed(address, now)
+        out.append(cands.by_address[address].next_try - now)
+    return out
+
+
+def test_backoff_doubles_from_one_second_to_sixty() -> None:
+    for high, factor in ((False, 1 - JITTER), (True, 1 + JITTER)):
+        cands = Candidates(Extreme(high))
+        cands.add("10.0.0.1:5001", "config")
+        got = delays(cands, "10.0.0.1:5001", 9)
+        expected = [min(BACKOFF_MAX, BACKOFF_BASE * 2**i) * factor for i in range(9)]
+        assert got == pytest.approx(expected)
+    assert expected[:7] == pytest.approx([1.25, 2.5, 5, 10, 20, 40, 75])
+
+
+def test_jitter_stays_within_25_percent_and_varies() -> None:
+    cands = Candidates(random.Random(7))
+    for i in range(200):
+        cands.add(f"10.0.1.{i}:5001", "config")
+    got = [delays(cands, f"10.0.1.{i}:5001", 1)[0] for i in range(200)]
+    assert all(BACKOFF_BASE * (1 - JITTER) <= d <= BACKOFF_BASE * (1 + JITTER) for d in got)
+    assert len({round(d, 6) for d in got}) > 150  # not redialling in lockstep
+
+
+def test_a_seed_down_for_days_keeps_being_redialled() -> None:
+    """A configured seed is redialled forever, at most every 75 s; thousands of failures
+    (a seed down for a few days) must not overflow the backoff computation."""
+    cands = Candidates(random.Random(1))
+    cands.add("10.0.0.1:5001", "config")
+    got = delays(cands, "10.0.0.1:5001", 5_000)
+    assert max(got) <= BACKOFF_MAX * (1 + JITTER)
+    assert min(got[10:]) >= BACKOFF_MAX * (1 - JITTER)
+    assert "10.0.0.1:5001" in cands.by_address
+
+
+def test_discovered_addresses_are_dropped_after_three_failures_persistent_ones_never() -> None:
+    cands = Candidates(random.Random(1))
+    cands.add("10.0.0.1:5001", "discovered")
+    cands.add("10.0.0.2:5001", "table")
+    for i in range(MAX_DISCOVERED_FAILURES):
+        assert "10.0.0.1:5001" in cands.by_address
+        cands.failed("10.0.0.1:5001", float(i))
+        cands.failed("10.0.0.2:5001", float(i))
+    assert "10.0.0.1:5001" not in cands.by_address
+    assert cands.by_address["10.0.0.2:5001"].failures == MAX_DISCOVERED_FAILURES
+    cands.failed("10.0.0.9:5001", 0.0)  # unknown address: ignored
+
+
+def test_add_upgrades_a_discovered_address_to_persistent_and_keeps_its_node_id() -> None:
+    cands = Candidates(random.Random(1))
+    assert cands.add("10.0.0.1:5001", "discovered", "aa" * 16) is True
+    assert cands.add("10.0.0.1:5001", "config") is False
+    cand = cands.by_address["10.0.0.1:5001"]
+    assert cand.source == "config" and cand.node_id == "aa" * 16
+    assert cands.add("10.0.0.1:5001", "discovered") is False
+    assert cand.source == "config"  # never downgraded
+    for _ in range(MAX_DISCOVERED_FAILURES + 2):
+        cands.failed("10.0.0.1:5001", 0.0)
+    assert "10.0.0.1:5001" in cands.by_address
+
+
+def test_due_orders_persistent_first_then_fewest_failures() -> None:
+    cands = Candidates(random.Random(1))
+    cands.add("10.0.0.5:5001", "discovered")
+    cands.add("10.0.0.4:5001", "discovered")
+    cands.add("10.0.0.3:5001", "table")
+    cands.add("10.0.0.2:5001", "config")
+    cands.add("10.0.0.1:5001", "cli")
+    cands.failed("10.0.0.4:5001", -100.0)  # failed long ago: due again, with 1 failure
+    cands.failed("10.0.0.1:5001", -100.0)
+    order = [c.address for c in cands.due(0.0)]
+    assert order == ["10.0.0.2:5001", "10.0.0.3:5001", "10.0.0.1:5001", "10.0.0.5:5001", "10.0.0.4:5001"]
+
+
+def test_due_skips_connected_dialling_and_backing_off() -> None:
+    cands = Candidates(Extreme(high=False))
+    for i in range(1, 5):
+        cands.add(f"10.0.0.{i}:5001", "config")
+    cands.connected("10.0.0.1:5001", "11" * 16)
+    cands.by_address["10.0.0.2:5001"].dialling = True
+    cands.failed("10.0.0.3:5001", 10.0)  # next try at 10.75
+    assert [c.address for c in cands.due(10.0)] == ["10.0.0.4:5001"]
+    assert cands.next_due() == 0.0
+    cands.by_address["10.0.0.4:5001"].dialling = True
+    assert cands.next_due() == pytest.approx(10.75)
+    assert [c.address for c in cands.due(10.75)] == ["10.0.0.3:5001"]
+
+
+def test_connected_resets_failures_and_disconnected_redials_after_about_a_second() -> None:
+    cands = Candidates(random.Random(3))
+    cands.add("10.0.0.1:5001", "config")
+    for i in range(5):
+        cands.failed("10.0.0.1:5001", float(i))
+    cands.connected("10.0.0.1:5001", "22" * 16)
+    cand = cands.by_address["10.0.0.1:5001"]
+    assert (cand.failures, cand.connected, cand.dialling, cand.node_id) == (0, True, False, "22" * 16)
+    assert cands.due(1e9) == [] and cands.next_due() is None
+    cands.disconnected("10.0.0.1:5001", 500.0)
+    assert cand.connected is False
+    assert 500 + BACKOFF_BASE * (1 - JITTER) <= cand.next_try <= 500 + BACKOFF_BASE * (1 + JITTER)
+    # After a reconnection the backoff starts again from 1 s.
+    cands.failed("10.0.0.1:5001", 600.0)
+    assert cand.next_try - 600 <= BACKOFF_BASE * (1 + JITTER)
+
+
+def test_forbidden_address_is_removed_and_never_added_again() -> None:
+    cands = Candidates(random.Random(1))
+    cands.add("10.0.0.1:5001", "config")
+    cands.forbid("10.0.0.1:5001")
+    assert "10.0.0.1:5001" not in cands.by_address
+    for source in ("config", "cli", "table", "discovered"):
+        assert cands.add("10.0.0.1:5001", source) is False
+    assert cands.due(1e9) == []
+
+
+def test_bounded_list_evicts_oldest_idle_discovered_address_only() -> None:
+    cands = Candidates(random.Random(1))
+    cands.add("10.1.0.0:5001", "config")
+    cands.add("10.1.0.1:5001", "discovered")
+    cands.add("10.1.0.2:5001", "discovered")
+    cands.by_address["10.1.0.1:5001"].dialling = True
+    for i in range(3, MAX_CANDIDATES):
+        cands.add(f"10.1.{i // 256}.{i % 256}:5001", "discovered")
+    assert len(cands.by_address) == MAX_CANDIDATES
+    assert cands.add("10.9.9.9:5001", "discovered") is True
+    assert len(cands.by_address) == MAX_CANDIDATES
+    assert "10.1.0.2:5001" not in cands.by_address  # the oldest idle discovered one
+    assert "10.1.0.1:5001" in cands.by_address  # being dialled: kept
+    assert "10.1.0.0:5001" in cands.by_address  # configured: kept
+
+
+def test_full_list_of_persistent_addresses_refuses_more() -> None:
+    cands = Candidates(random.Random(1))
+    for i in range(MAX_CANDIDATES):
+        cands.add(f"10.2.{i // 256}.{i % 256}:5001", "table")
+    assert cands.add("10.9.9.9:5001", "discovered") is False
+    assert len(cands.by_address) == MAX_CANDIDATES

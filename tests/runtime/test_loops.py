@@ -1,0 +1,480 @@
+"""The node's timed loops under MockClock: bans and their expiry, consensus wake-ups, peers
+that claim more work than they deliver, sync peers that stall or leave, a sync peer kept while
+we validate its batch (protocol.md 8.2, 8.3, 8.5), and a transaction refused for a nonce gap
+that is accepted when it comes again after its predecessor (8.1).
+
+The other side of each connection is a ``FakePeer``: a scripted peer speaking the wire
+protocol from ``trionode.wire``, so a test controls exactly what the node is told and when.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tests.runtime.harness import PARAMS, events, make_node, wall
+from trionode.chain.amounts import COIN
+from trionode.chain.block import Block
+from trionode.chain.keys import KeyPair
+from trionode.chain.params import ChainParams
+from trionode.chain.pow import meets_target, search
+from trionode.chain.store import Store
+from trionode.chain.transaction import Transaction, sign_transaction
+from trionode.chain.tree import Chain
+from trionode.node.app import Node
+from trionode.node.sync import FIRST_ROUND, STALL_TIMEOUT
+from trionode.node.workers import InlineSignatureChecker
+from trionode.sim.transport import MemoryNetwork
+from trionode.wire import messages as m
+from trionode.wire.framing import FrameDecoder
+
+REWARD_TO = bytes(20)
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+class FakePeer:
+    """One scripted connection to a node: sends what the test says, records what it gets.
+
+    ``run`` reads frames until the node closes the connection; a ``Heartbeat`` request is
+    echoed (as an honest peer would) unless ``echo`` is False.
+    """
+
+    def __init__(
+        self, stream: trio.abc.Stream, node_id: bytes, clock: Callable[[], float] = wall, echo: bool = True
+    ) -> None:
+        self.stream = stream
+        self.node_id = node_id
+        self.clock = clock
+        self.echo = echo
+        self.received: list[tuple[float, m.Envelope]] = []
+        self.closed = trio.Event()
+        self._changed = trio.Event()
+        self._sending = trio.Lock()
+        self.work = 0
+        self.height = 0
+        self.tip = b""
+
+    async def send(self, message: m.Message) -> None:
+        async with self._sending:  # the test and the echoing reader may both send
+            await self.stream.send_all(m.encode_message(message, self.node_id, self.clock()))
+
+    async def hello(
+        self, network: bytes, *, work: int, height: int, tip: bytes, listen_port: int = 0
+    ) -> None:
+        self.work, self.height, self.tip = work, height, tip
+        await self.send(
+            m.Hello(
+                version=m.PROTOCOL_VERSION,
+                network=network,
+                node_id=self.node_id,
+                listen_port=listen_port,
+                height=height,
+                tip=tip,
+                work=work,
+                agent="fake-peer/1",
+            )
+        )
+
+    async def heartbeat(self, nonce: int, *, work: int | None = None, height: int | None = None) -> None:
+        if work is not None:
+            self.work = work
+        if height is not None:
+            self.height = height
+        await self.send(
+            m.Heartbeat(
+                node_id=self.node_id,
+                height=self.height,
+                tip=self.tip,
+                work=self.work,
+                nonce=nonce,
+                echo=False,
+            )
+        )
+
+    async def _echo(self, nonce: int) -> None:
+        echo = m.Heartbeat(
+            node_id=self.node_id, height=self.height, tip=self.tip, work=self.work, nonce=nonce, echo=True
+        )
+        try:
+            await self.send(echo)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the node is closing: keep reading what it sent before
+
+    async def run(self) -> None:
+        decoder = FrameDecoder()
+        try:
+            while True:
+                data = await self.stream.receive_some(1 << 20)
+                if not data:
+                    break
+                for body in decoder.feed(data):
+                    envelope = m.decode_message(body)
+                    self.received.append((trio.current_time(), envelope))
+                    self._changed.set()
+                    self._changed = trio.Event()
+                    msg = envelope.message
+                    if isinstance(msg, m.Heartbeat) and not msg.echo and self.echo:
+                        await self._echo(msg.nonce)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.closed.set()
+            self._changed.set()
+            await self.stream.aclose()
+
+    def of_type(self, type_name: str) -> list[tuple[float, Any]]:
+        return [(t, env.message) for t, env in self.received if env.type == type_name]
+
+    async def wait_for(self, type_name: str, count: int = 1, within: float = 60.0) -> tuple[float, Any]:
+        """The ``count``-th message of this type: (trio time it arrived, message)."""
+        with trio.fail_after(within):
+            while len(self.of_type(type_name)) < count:
+                if self.closed.is_set():
+                    raise AssertionError(f"closed before {count} {type_name}: {self.received}")
+                await self._changed.wait()
+        return self.of_type(type_name)[count - 1]
+
+
+async def open_peer(
+    nursery: trio.Nursery,
+    net: MemoryNetwork,
+    host: str,
+    node: Node,
+    peer_id: int,
+    *,
+    work: int | None = None,
+    height: int = 0,
+    tip: bytes | None = None,
+    hello: bool = True,
+    echo: bool = True,
+) -> FakePeer:
+    """Dial ``node`` from ``host``; with ``hello`` complete the handshake (wait for its Hello)."""
+    stream = await net.transport(host).dial(node.config.listen_host, node.config.listen_port)
+    peer = FakePeer(stream, peer_id.to_bytes(16, "big"), echo=echo)
+    nursery.start_soon(peer.run)
+    if hello:
+        await peer.hello(
+            node.network,
+            work=node.chain.work if work is None else work,
+            height=height,
+            tip=node.network if tip is None else tip,
+        )
+        await peer.wait_for("Hello")
+    return peer
+
+
+def build_chain(path: Path, count: int, params: ChainParams = PARAMS) -> tuple[list[Block], int]:
+    """``count`` valid blocks on the genesis of ``params`` (mined here, stamped with the
+    simulated wall clock), and the chain's cumulative work."""
+    chain = Chain(params, Store(path))
+    now_ms = int(wall() * 1000)
+    blocks = []
+    for i in range(count):
+        template = chain.template(REWARD_TO, now_ms + i)
+        nonce = search(template.header.prefix(), template.header.target, 0, 1 << 20)
+        assert nonce is not None
+        block = Block(template.header.with_nonce(nonce), template.txs)
+        assert chain.add_block(block, now_ms + i).status == "connected"
+        blocks.append(block)
+    work = chain.work
+    chain.store.close()
+    return blocks, work
+
+
+def bad_pow_block(path: Path) -> Block:
+    """A child of genesis, right in every way except that its hash misses the target."""
+    chain = Chain(PARAMS, Store(path))
+    template = chain.template(REWARD_TO, int(wall() * 1000))
+    chain.store.close()
+    nonce = 0
+    while meets_target(template.header.with_nonce(nonce).block_hash, template.header.target):
+        nonce += 1
+    return Block(template.header.with_nonce(nonce), template.txs)
+
+
+# ----------------------------------------------------------------------------- bans
+
+
+async def test_ban_refuses_the_peer_survives_a_restart_and_expires(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    ban_time = 3_600.0
+    a = make_node(net, "10.0.0.1", tmp_path, ban_time=ban_time)
+    bad = bad_pow_block(tmp_path / "bad.db")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        peer = await open_peer(nursery, net, "10.0.0.66", a, 66)
+        await events(a).wait_for("peer_connected", peer=peer.node_id.hex())
+        await peer.send(m.NewBlock(block=bad))
+        banned = await events(a).wait_for("peer_banned")
+        assert banned["reason"] == "invalid_block:bad_pow"
+        assert banned["until"] == pytest.approx(wall() + ban_time, abs=1)
+        _, goodbye = await peer.wait_for("Error")
+        assert goodbye.code == "misbehaviour"
+        await peer.closed.wait()
+        dropped = await events(a).wait_for("peer_disconnected", peer=peer.node_id.hex())
+        assert dropped["reason"] == "banned"
+
+        async def refused(node: Node, peer_id: int) -> None:
+            """A new connection from the banned IP gets Error banned before any handshake."""
+            again = await open_peer(nursery, net, "10.0.0.66", node, peer_id, hello=False)
+            _, error = await again.wait_for("Error")
+            assert error.code == "banned"
+            await again.closed.wait()
+            assert not again.of_type("Hello")  # the node told it nothing about itself
+
+        await refused(a, 67)  # another node id changes nothing: the ban is on the IP
+        assert events(a).matching("handshake_failed", reason="banned")
+        # Bans live in bans.json: a restarted node still refuses the peer.
+        a.stop()
+        await events(a).wait_for("node_stopped")
+        saved = json.loads((tmp_path / "10.0.0.1" / "bans.json").read_text())
+        assert saved["ip:10.0.0.66"]["until"] == banned["until"]
+        a2 = make_node(net, "10.0.0.1", tmp_path, ban_time=ban_time)
+        await nursery.start(a2.run)
+        await refused(a2, 68)
+        # Simulated time passes the ban's end: the same peer is welcome again.
+        await trio.sleep(banned["until"] - wall() + 1)
+        back = await open_peer(nursery, net, "10.0.0.66", a2, 66)
+        await events(a2).wait_for("peer_connected", peer=back.node_id.hex())
+        assert not back.of_type("Error")
+        assert json.loads((tmp_path / "10.0.0.1" / "bans.json").read_text()) == {}
+        a2.stop()
+
+
+async def test_on_loopback_the_ban_applies_to_the_node_id_only(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "127.0.0.1", tmp_path)
+    bad = bad_pow_block(tmp_path / "bad.db")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        # Garbage before the handshake on loopback: closed, but there is no one to ban.
+        junk = await open_peer(nursery, net, "127.0.0.1", a, 1, hello=False)
+        await junk.stream.send_all(b"\x00\x00\x00\x05hello")
+        failed = await events(a).wait_for("handshake_failed")
+        assert failed["reason"].startswith("protocol_error:")
+        await junk.closed.wait()
+        assert a.manager.bans.bans == {}
+        bad_peer = await open_peer(nursery, net, "127.0.0.1", a, 2)
+        await bad_peer.send(m.NewBlock(block=bad))
+        await events(a).wait_for("peer_banned", peer=bad_peer.node_id.hex())
+        assert set(a.manager.bans.bans) == {f"node:{bad_peer.node_id.hex()}"}
+        # Another local process (another node id) on 127.0.0.1 is not affected...
+        honest = await open_peer(nursery, net, "127.0.0.1", a, 3)
+        await events(a).wait_for("peer_connected", peer=honest.node_id.hex())
+        # ...while the banned node id is refused once it says who it is.
+        again = await open_peer(nursery, net, "127.0.0.1", a, 2, hello=False)
+        await again.hello(a.network, work=a.chain.work, height=0, tip=a.network)
+        _, error = await again.wait_for("Error")
+        assert error.code == "banned"
+        await again.closed.wait()
+        assert honest.node_id.hex() in a.manager.connections
+        a.stop()
+
+
+# ----------------------------------------------------------------------------- consensus
+
+
+async def test_heartbeat_showing_more_work_wakes_the_consensus_loop(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    blocks, work = build_chain(tmp_path / "prep.db", 3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        peer = await open_peer(nursery, net, "10.0.0.50", a, 50)
+        await trio.sleep(FIRST_ROUND + 5)  # the first round has run: nothing to do
+        # A heartbeat with no more work than ours does not wake the loop...
+        await peer.heartbeat(1)
+        await trio.sleep(100)
+        assert not peer.of_type("RequestChain")
+        # ...one with more work does, long before the next scheduled round.
+        sent = trio.current_time()
+        await peer.heartbeat(2, work=work, height=3)
+        arrived, request = await peer.wait_for("RequestChain")
+        assert arrived - sent < 1.0
+        assert request.locator == [a.network]
+        await peer.send(m.ResponseChain(blocks=blocks))
+        await events(a).wait_for("sync_progress", height=3)
+        assert a.owner.snapshot.tip == blocks[-1].block_hash.hex()
+        a.stop()
+
+
+async def honest_node_ahead(nursery: trio.Nursery, net: MemoryNetwork, tmp_path: Path, count: int) -> Node:
+    """A node on 10.0.0.2 with ``count`` blocks, connected to no one yet."""
+    b = make_node(net, "10.0.0.2", tmp_path)
+    await nursery.start(b.run)
+    for _ in range(count):
+        await b.miner.mine_one(REWARD_TO)
+    return b
+
+
+async def test_peer_claiming_more_work_than_it_delivers_is_penalised_and_next_peer_tried(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        b = await honest_node_ahead(nursery, net, tmp_path, 3)
+        claim = 10**9
+        liar = await open_peer(nursery, net, "10.0.0.51", a, 51, work=claim, height=1_000)
+        await liar.wait_for("RequestChain")  # the most work claimed: asked first
+        # While the liar is being asked, an honest peer with less (but real) extra work joins.
+        await b.manager.connect("10.0.0.1:5001")
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        await liar.send(m.ResponseChain(blocks=[]))
+        undelivered = await events(a).wait_for("sync_undelivered", peer=liar.node_id.hex())
+        assert undelivered["claimed"] == claim
+        assert a.manager.table.records[liar.node_id.hex()].misbehaviour == 20
+        # The same round goes on to the next best peer and gets its chain.
+        await events(a).wait_for("sync_progress", peer=b.node_id, height=3)
+        assert a.owner.snapshot.tip == b.owner.snapshot.tip
+        assert events(a).index(undelivered) < events(a).index(
+            events(a).matching("sync_progress", peer=b.node_id)[0]
+        )
+        assert liar.node_id.hex() in a.manager.connections  # 20 points: not banned
+        # It is not asked again while it claims the same work...
+        await a.consensus.run_now()
+        await trio.sleep(60)
+        assert len(liar.of_type("RequestChain")) == 1
+        # ...but is once it claims more.
+        await liar.heartbeat(7, work=claim * 2)
+        await liar.wait_for("RequestChain", count=2)
+        a.stop()
+        b.stop()
+
+
+async def test_stalled_sync_peer_is_dropped_after_30s_and_the_next_one_tried(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        b = await honest_node_ahead(nursery, net, tmp_path, 3)
+        # Answers heartbeats (so it is alive) but never the RequestChain.
+        staller = await open_peer(nursery, net, "10.0.0.52", a, 52, work=10**9, height=1_000)
+        asked, _ = await staller.wait_for("RequestChain")
+        await b.manager.connect("10.0.0.1:5001")
+        dropped = await events(a).wait_for("peer_disconnected", peer=staller.node_id.hex(), within=120)
+        assert dropped["reason"] == "sync_stalled"
+        stalled_for = trio.current_time() - asked
+        assert STALL_TIMEOUT <= stalled_for < STALL_TIMEOUT + 1
+        assert events(a).matching("sync_stalled", peer=staller.node_id.hex())
+        await staller.closed.wait()
+        assert [e.code for _, e in staller.of_type("Error")] == ["timeout"]
+        # Heartbeats kept flowing all along: the staller was alive, only its sync stalled.
+        assert len(staller.of_type("Heartbeat")) >= 5
+        await events(a).wait_for("sync_progress", peer=b.node_id, height=3)
+        assert a.owner.snapshot.tip == b.owner.snapshot.tip
+        a.stop()
+        b.stop()
+
+
+# ----------------------------------------------------------------------------- relay
+
+
+async def test_transaction_refused_for_a_nonce_gap_is_accepted_once_its_predecessor_came(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Two paths can deliver a sender's nonce 1 before its nonce 0. The early copy is refused
+    (``nonce_gap``, a race, no penalty); the copy that follows nonce 0 must then be accepted,
+    not ignored as already processed, or the node never relays it."""
+    alice = KeyPair(bytes(31) + b"\x0a")
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await a.miner.mine_one(alice.address)
+        fast = await open_peer(nursery, net, "10.0.0.61", a, 61)
+        slow = await open_peer(nursery, net, "10.0.0.62", a, 62)
+        listener = await open_peer(nursery, net, "10.0.0.63", a, 63)
+        now_ms = int(wall() * 1000)
+        tx0, tx1 = (sign_transaction(alice, a.network, bytes(20), COIN, n, now_ms) for n in (0, 1))
+        await fast.send(m.NewTransaction(tx=tx1))
+        refused = await events(a).wait_for("tx_rejected", txid=tx1.txid.hex())
+        assert refused["reason"] == "nonce_gap"
+        await slow.send(m.NewTransaction(tx=tx0))
+        await slow.send(m.NewTransaction(tx=tx1))
+        await events(a).wait_for("tx_accepted", txid=tx0.txid.hex())
+        await events(a).wait_for("tx_accepted", txid=tx1.txid.hex(), within=10)
+        assert await a.owner.call(lambda c: [tx.txid for tx in c.mempool.txs.values()]) == [
+            tx0.txid,
+            tx1.txid,
+        ]
+        # Relayed on, in order, to the peer that had neither.
+        await listener.wait_for("NewTransaction", count=2)
+        assert [msg.tx.txid for _, msg in listener.of_type("NewTransaction")] == [tx0.txid, tx1.txid]
+        assert a.manager.table.records[fast.node_id.hex()].misbehaviour == 0
+        a.stop()
+
+
+async def test_sync_peer_that_disconnects_mid_session_is_given_up_at_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A peer that leaves (rather than stalls) cannot answer: the round moves on to the next
+    peer without waiting out the 30 s stall timeout."""
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        b = await honest_node_ahead(nursery, net, tmp_path, 3)
+        quitter = await open_peer(nursery, net, "10.0.0.53", a, 53, work=10**9, height=1_000)
+        await quitter.wait_for("RequestChain")
+        await b.manager.connect("10.0.0.1:5001")
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        await quitter.stream.aclose()
+        left = trio.current_time()
+        await events(a).wait_for("peer_disconnected", peer=quitter.node_id.hex())
+        await events(a).wait_for("sync_progress", peer=b.node_id, height=3, within=60)
+        assert trio.current_time() - left < 2.0
+        assert a.owner.snapshot.tip == b.owner.snapshot.tip
+        a.stop()
+        b.stop()
+
+
+class SlowSignatures(InlineSignatureChecker):
+    """Signature checks that take ``seconds`` of (simulated) time: a slow machine, big batch."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def first_bad(self, txs: Sequence[Transaction], network: bytes) -> int | None:
+        await trio.sleep(self.seconds)
+        return await super().first_bad(txs, network)
+
+
+async def test_sync_peer_is_not_timed_out_while_the_node_validates_its_batch(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The peer's heartbeat echoes wait in our socket behind the batch we are validating: its
+    silence is our own, and must not get it disconnected as ``timeout``."""
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    interval = a.config.heartbeat_interval
+    a.consensus.signatures = SlowSignatures(5 * interval)
+    blocks, work = build_chain(tmp_path / "prep.db", 3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        peer = await open_peer(nursery, net, "10.0.0.54", a, 54, work=work, height=3)
+        await peer.wait_for("RequestChain")
+        await peer.send(m.ResponseChain(blocks=blocks))
+        await events(a).wait_for("sync_progress", height=3, within=60)
+        assert a.owner.snapshot.tip == blocks[-1].block_hash.hex()
+        await trio.sleep(3 * interval)  # its queued echoes have been read by now
+        assert peer.node_id.hex() in a.manager.connections
+        assert not events(a).matching("peer_disconnected")
+        a.stop()
