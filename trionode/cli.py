@@ -530,6 +530,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["sim"]:  # its own parser: argparse.REMAINDER would reject its --options
+        from trionode.sim.cli import main as sim_main
+
+        return sim_main(words[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:

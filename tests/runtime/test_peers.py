@@ -1,5 +1,6 @@
 """Peers, handshakes and heartbeats between whole nodes over memory streams (MockClock)."""
 
+import random
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import trio.testing
 from tests.runtime.harness import events, make_node, wait_until, wall
 from trionode.sim.transport import MemoryNetwork
 from trionode.wire import messages as m
+from trionode.wire.framing import FrameDecoder
 
 
 @pytest.fixture
@@ -199,3 +201,90 @@ async def test_self_connection_is_closed_and_never_redialled(
         assert len(attempts) <= 2  # one for each side of the single attempt
         assert "10.0.0.1:5001" not in a.manager.candidates.by_address
         a.stop()
+
+
+async def test_a_settled_connection_cannot_be_evicted_by_a_stranger_claiming_its_node_id(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # a dials b, and b's id is the smaller: the tie-break alone would keep a connection that
+    # b (or anyone claiming to be b) dialled, evicting the real one.
+    seed = next(
+        s
+        for s in range(100)
+        if random.Random(f"{s}:10.0.0.2").getrandbits(128) < random.Random(f"{s}:10.0.0.1").getrandbits(128)
+    )
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",), seed=seed)
+    b = make_node(net, "10.0.0.2", tmp_path, seed=seed)
+    assert b.node_id < a.node_id
+    async with trio.open_nursery() as nursery:
+        await nursery.start(b.run)
+        await nursery.start(a.run)
+        await events(a).wait_for("peer_connected", peer=b.node_id, direction="outbound")
+        await trio.sleep(11)  # older than a handshake: the duplicate tie-break no longer applies
+        stream = await net.transport("10.0.0.66").dial("10.0.0.1", 5001)
+        claimed = bytes.fromhex(b.node_id)
+        hello = m.Hello(
+            version=1,
+            network=a.network,
+            node_id=claimed,
+            listen_port=5001,
+            height=0,
+            tip=a.network,
+            work=a.chain.work,
+            agent="impostor",
+        )
+        await stream.send_all(m.encode_message(hello, claimed, wall()))
+        refused = await events(a).wait_for("handshake_failed", address="10.0.0.66:40001")
+        assert refused["reason"] == "duplicate_connection"
+        assert not events(a).matching("peer_disconnected", peer=b.node_id)
+        assert b.node_id in a.manager.connections
+        await stream.aclose()
+        a.stop()
+        b.stop()
+
+
+async def test_late_echoes_still_count_as_signs_of_life(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A peer whose round trip exceeds one interval answers every ping late: not a timeout."""
+    net = MemoryNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        stream = await net.transport("10.0.0.9").dial("10.0.0.1", 5001)
+        peer_id = bytes(range(16))
+        hello = m.Hello(
+            version=1,
+            network=a.network,
+            node_id=peer_id,
+            listen_port=0,
+            height=0,
+            tip=a.network,
+            work=a.chain.work,
+            agent="slow",
+        )
+        await stream.send_all(m.encode_message(hello, peer_id, wall()))
+        await events(a).wait_for("peer_connected", peer=peer_id.hex())
+        interval = a.config.heartbeat_interval
+
+        async def answer_late() -> None:
+            decoder = FrameDecoder()
+            while data := await stream.receive_some(65536):
+                for body in decoder.feed(data):
+                    msg = m.decode_message(body).message
+                    if isinstance(msg, m.Heartbeat) and not msg.echo:
+                        nursery.start_soon(echo_after, msg.nonce, 1.5 * interval)
+
+        async def echo_after(nonce: int, delay: float) -> None:
+            await trio.sleep(delay)
+            echo = m.Heartbeat(peer_id, 0, a.network, 0, nonce, True)
+            await stream.send_all(m.encode_message(echo, peer_id, wall()))
+
+        nursery.start_soon(answer_late)
+        await trio.sleep(10 * interval)
+        assert not events(a).matching("peer_disconnected", peer=peer_id.hex())
+        rtt = a.manager.connections[peer_id.hex()].rtt
+        assert rtt is not None and 1.4 * interval <= rtt <= 1.6 * interval
+        a.stop()
+        nursery.cancel_scope.cancel()

@@ -46,6 +46,9 @@ BLOCK_CACHE_SIZE: Final = 1024
 MAX_INVALID_REMEMBERED: Final = 10_000
 # Leave room in a template for the coinbase and header.
 TEMPLATE_MAX_TXS: Final = 5_000
+# Pending transactions a tip change made invalid, tried again at the next tip changes: a
+# reorganisation lands block by block, and a later block can make them valid again.
+MAX_DROPPED_KEPT: Final = 1_000
 
 
 @dataclass(slots=True)
@@ -86,6 +89,7 @@ class BlockResult:
     rejected: list[tuple[bytes, ValidationError]] = field(default_factory=list)
     missing: bytes | None = None  # for an orphan: the ancestor to ask for
     dropped: list[Transaction] = field(default_factory=list)  # mempool txs invalidated
+    readmitted: list[Transaction] = field(default_factory=list)  # dropped earlier, valid again
 
 
 class Chain:
@@ -104,6 +108,7 @@ class Chain:
         self._seq = 0
         self._mempool_seq = 0
         self._persisted_mempool: set[bytes] = set()
+        self._dropped: OrderedDict[bytes, Transaction] = OrderedDict()
         self._load()
 
     # ----------------------------------------------------------------- loading
@@ -459,8 +464,27 @@ class Chain:
         returned = [
             tx for block in reversed(disconnected) for tx in block.txs[1:] if tx.txid not in confirmed
         ]
-        result.dropped.extend(self.mempool.rebuild(self.ledger, returned, now_ms))
+        dropped = self.mempool.rebuild(self.ledger, returned, now_ms)
+        self._retry_dropped(confirmed, now_ms, result)
+        for tx in dropped:
+            self._dropped[tx.txid] = tx
+            if len(self._dropped) > MAX_DROPPED_KEPT:
+                self._dropped.popitem(last=False)
+        result.dropped.extend(dropped)
         return None
+
+    def _retry_dropped(self, confirmed: set[bytes], now_ms: int, result: BlockResult) -> None:
+        """Put back in the pool what an earlier tip dropped and this one accepts again."""
+        for txid, tx in list(self._dropped.items()):
+            if txid in confirmed or tx.nonce < self.ledger.nonce(tx.sender_address):
+                del self._dropped[txid]  # confirmed, or its nonce went to another transaction
+                continue
+            try:
+                self.mempool.add(tx, self.ledger, now_ms)
+            except ValidationError:
+                continue
+            del self._dropped[txid]
+            result.readmitted.append(tx)
 
     def _body(self, block_hash: bytes) -> Block:
         block = self.block(block_hash)

@@ -29,6 +29,11 @@ SEND_QUEUE: Final = 1_024
 # frame count alone let a peer that asks for chains and never reads pin 4 GiB of ours. 32 MiB
 # is 8 full frames, above any honest burst (a reorg relays at most 16 blocks of 1 MB).
 SEND_QUEUE_BYTES: Final = 32 * 1024 * 1024
+# Pings remembered per peer: a peer silent for 3 intervals is dropped anyway.
+MAX_PINGS: Final = 3
+# A RequestChain is answered only once less than this is queued for the peer: a peer that
+# asks faster than it reads waits (its reader stops), instead of filling our memory.
+SERVE_BACKLOG: Final = 8 * 1024 * 1024
 # Bytes joined into one send_all when frames are queued (fewer syscalls under load).
 WRITE_BATCH: Final = 256 * 1024
 # A single send_all that makes no progress for this long means the peer stopped reading.
@@ -70,8 +75,9 @@ class Connection:
         self.connected_at = trio.current_time()
         self.last_message = self.connected_at
         self.busy = False  # the reader is handling messages: the peer's silence is ours
-        self.ping_nonce: int | None = None
-        self.ping_sent = 0.0
+        # Heartbeats sent and not yet echoed, nonce -> send time: an echo of any of them counts
+        # (a peer whose round trip exceeds one interval still answers every ping).
+        self.pings: dict[int, float] = {}
         self.rtt: float | None = None
         self.height = 0
         self.work = 0
@@ -90,6 +96,7 @@ class Connection:
         self._drain_deadline = math.inf
         self._closing = False
         self.ready = trio.Event()  # set once established or closed
+        self._sent = trio.Event()  # set (and replaced) each time the writer sends a batch
 
     # ------------------------------------------------------------- sending
 
@@ -110,6 +117,26 @@ class Connection:
         self.queued_bytes += len(frame)
         return True
 
+    def ping(self, nonce: int, now: float) -> None:
+        self.pings[nonce] = now
+        while len(self.pings) > MAX_PINGS:
+            del self.pings[next(iter(self.pings))]
+
+    def echo(self, nonce: int, now: float) -> bool:
+        """An echo arrived: True (and the round trip recorded) if it answers one of our pings."""
+        sent = self.pings.get(nonce)
+        if sent is None:
+            return False
+        self.rtt = now - sent
+        for older in [n for n, t in self.pings.items() if t <= sent]:
+            del self.pings[older]
+        return True
+
+    async def drained(self, below: int) -> None:
+        """Wait until less than ``below`` bytes are queued for this peer (or it closes)."""
+        while self.queued_bytes >= below and not self._closing:
+            await self._sent.wait()
+
     def send_message(self, message: Message) -> bool:
         return self.send(encode_message(message, self._our_id, self._wall()))
 
@@ -129,6 +156,7 @@ class Connection:
             except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
                 pass
         self._send_q.close()
+        self._sent.set()  # wake anyone waiting for the queue to drain: it never will
         if self._reader_scope is not None:
             self._reader_scope.cancel()
         self._drain_deadline = trio.current_time() + CLOSE_DRAIN
@@ -302,3 +330,5 @@ class Connection:
                         self.close("connection_lost")
                         return
                     self.bytes_out += size
+                    self._sent.set()
+                    self._sent = trio.Event()

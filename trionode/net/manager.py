@@ -22,6 +22,7 @@ from trionode.net.wakeup import Wakeup
 from trionode.wire import messages as m
 from trionode.wire.addresses import parse_address
 from trionode.wire.errors import ProtocolError
+from trionode.wire.handshake import HANDSHAKE_TIMEOUT
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -50,6 +51,7 @@ HEARTBEAT_TICKS: Final = 10
 # Misbehaviour points (protocol.md, "Misbehaviour"); 100 bans.
 POINTS_PROTOCOL: Final = 34  # malformed or oversized frame, message out of order
 POINTS_INVALID_BLOCK: Final = 100
+POINTS_FUTURE_BLOCK: Final = 20  # a block over 2 h ahead of our clock: maybe just a fast clock
 POINTS_INVALID_TX: Final = 20  # forged signature, malformed transaction
 POINTS_UNDELIVERED: Final = 20  # claimed more work than it delivered
 
@@ -299,8 +301,17 @@ class PeerManager:
         return True
 
     def _keep_new(self, existing: Connection, new: Connection) -> bool:
-        """Of two connections to one node, both sides keep the one dialled by the smaller id."""
+        """Of two connections to one node, which one stays.
+
+        Two nodes that dial each other at once each end up with both connections; both keep
+        the one dialled by the smaller node id, so they close the same one. That rule applies
+        only while the existing connection is younger than a handshake: later, the existing
+        one always stays, so a stranger claiming a connected peer's (unauthenticated) node id
+        cannot evict it (docs/adversarial.md).
+        """
         if existing.outbound == new.outbound:
+            return False
+        if trio.current_time() - existing.connected_at > HANDSHAKE_TIMEOUT:
             return False
         ours_dialled_by_smaller = self.node_id < (new.peer_id or "")  # hex order = byte order
         return new.outbound == ours_dialled_by_smaller
@@ -502,8 +513,7 @@ class PeerManager:
                     continue
                 conn.extra["next_ping"] = max(due + interval, now)
                 nonce = self._bits(63)
-                conn.ping_nonce = nonce
-                conn.ping_sent = now
+                conn.ping(nonce, now)
                 conn.send_message(self._heartbeat(nonce, False))
             if now - last_clean >= interval:
                 last_clean = now

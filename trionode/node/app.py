@@ -155,6 +155,7 @@ class Node:
         self._nursery: trio.Nursery | None = None
         self._listener_scope = trio.CancelScope()
         self.stopping = False
+        self.crashed = False
 
     # ------------------------------------------------------------- data dir lock
 
@@ -204,6 +205,7 @@ class Node:
             conn.send_message(m.PeerDiscovery(request=True, peers=[]))
         self.manager.announce(conn)
         self.consensus.on_peer_work(conn)
+        self.spawn(self.intake.offer_mempool, conn)
 
     # ------------------------------------------------------------- tasks
 
@@ -214,6 +216,13 @@ class Node:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def crash(self) -> None:
+        """Die as under ``kill -9`` (the simulator's crash): every task is cancelled at its next
+        checkpoint and the shutdown flush is skipped, so only what was committed survives."""
+        self.crashed = True
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     def reward_address(self, name_or_address: str | None) -> bytes:
         """An address, a wallet name, or (None/"") the node's own wallet, created on first use."""
@@ -240,6 +249,10 @@ class Node:
                 self.manager.nursery = await root.start(_nursery_host)
                 self.listen_address = await root.start(self._listen)
                 self.listen_port = int(self.listen_address.rsplit(":", 1)[1])
+                if self.env.control:  # before "listening": a script may run a verb right after it
+                    from trionode.control.server import serve_control
+
+                    await root.start(serve_control, self)
                 self.log.info(
                     "node_started",
                     network=self.network.hex(),
@@ -255,10 +268,6 @@ class Node:
                 root.start_soon(self.consensus.loop)
                 if mining_address is not None:
                     root.start_soon(self.miner.run, mining_address)
-                if self.env.control:
-                    from trionode.control.server import serve_control
-
-                    await root.start(serve_control, self)
                 if self.env.signals:
                     root.start_soon(self._watch_signals)
                 task_status.started(self.listen_address)
@@ -298,6 +307,11 @@ class Node:
 
     def _close(self) -> None:
         """Flush peers.json and the chain store; runs however the node ended."""
+        if self.crashed:  # what the OS does for a killed process: close the files, flush nothing
+            self.chain.store.rollback()
+            self.chain.store.close()
+            self._unlock()
+            return
         try:
             self.manager.save_if_needed(force=True)
             self.manager.bans.save()

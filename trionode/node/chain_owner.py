@@ -50,34 +50,54 @@ class ChainOwner:
         task_status.started()
         chain = self._chain
         async with self._recv:
-            while True:
-                first = await self._recv.receive()
-                batch = [first]
-                while len(batch) < GROUP_COMMIT:
+            try:
+                while True:
+                    first = await self._recv.receive()
+                    batch = [first]
+                    while len(batch) < GROUP_COMMIT:
+                        try:
+                            batch.append(self._recv.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    tip = chain.main[-1]
+                    results = [(reply, outcome.capture(fn, chain)) for fn, reply in batch]
+                    chain.commit()
+                    self.snapshot = snapshot_of(chain)
+                    if chain.main[-1] != tip:
+                        self.tip_generation += 1
+                        self._tip_changed.set()
+                        self._tip_changed = trio.Event()
+                    for reply, result in results:
+                        try:
+                            reply.send_nowait(result)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            pass  # the caller was cancelled; nothing to tell
+            finally:
+                # Requests still queued will never run: tell their callers, who wait shielded.
+                while True:
                     try:
-                        batch.append(self._recv.receive_nowait())
-                    except trio.WouldBlock:
+                        _, reply = self._recv.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                tip = chain.main[-1]
-                results = [(reply, outcome.capture(fn, chain)) for fn, reply in batch]
-                chain.commit()
-                self.snapshot = snapshot_of(chain)
-                if chain.main[-1] != tip:
-                    self.tip_generation += 1
-                    self._tip_changed.set()
-                    self._tip_changed = trio.Event()
-                for reply, result in results:
-                    try:
-                        reply.send_nowait(result)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass  # the caller was cancelled; nothing to tell
+                    reply.close()
 
     async def call(self, fn: Callable[[Chain], T]) -> T:
         """Run ``fn(chain)`` in the owner task and return its result (or raise its error)."""
         reply_send, reply_recv = trio.open_memory_channel[outcome.Outcome[Any]](1)
-        async with reply_recv:
+        with reply_recv:  # closed without a checkpoint: a cancellation must not lose the answer
             await self._send.send((fn, reply_send))
-            result: outcome.Outcome[T] = await reply_recv.receive()
+            # Once queued, the owner runs it: wait for the answer even if cancelled meanwhile
+            # (the cancellation comes at the next checkpoint), so that the caller always
+            # learns what the chain did, and logs and relays it.
+            result: outcome.Outcome[T] | None = None
+            with trio.CancelScope(shield=True):
+                try:
+                    result = await reply_recv.receive()
+                except trio.EndOfChannel:  # the owner stopped before running it
+                    pass
+        if result is None:
+            await trio.lowlevel.checkpoint()  # the cancellation that stopped the owner, if any
+            raise trio.BrokenResourceError("the chain owner stopped")
         return result.unwrap()
 
     async def wait_tip_change(self, generation: int) -> None:

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from trionode.net.connection import Connection
+from trionode.net.connection import SERVE_BACKLOG, Connection
 from trionode.wire import messages as m
 
 if TYPE_CHECKING:
@@ -41,11 +41,9 @@ class Dispatcher:
         now = trio.current_time()
         if isinstance(msg, m.Heartbeat):
             if msg.echo:
-                if msg.nonce != conn.ping_nonce:
+                if not conn.echo(msg.nonce, now):
                     node.log.debug("heartbeat_wrong_nonce", peer=conn.peer_id)
                     return  # a wrong echo is not a sign of life
-                conn.rtt = now - conn.ping_sent
-                conn.ping_nonce = None
             else:
                 conn.send_message(node.heartbeat(msg.nonce, True))
             conn.last_message = now
@@ -66,6 +64,7 @@ class Dispatcher:
             if msg.block.height > conn.height and result.status != "invalid":
                 conn.height = msg.block.height
         elif isinstance(msg, m.RequestChain):
+            await conn.drained(SERVE_BACKLOG)  # backpressure: stop reading until it reads
             await node.consensus.serve(conn, msg)
         elif isinstance(msg, m.ResponseChain):
             await node.consensus.on_response(conn, msg)

@@ -8,13 +8,16 @@ once, sent to many), and an invalid sender is penalised. Relay happens only afte
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+import trio
+
 from trionode.chain.block import Block
 from trionode.chain.errors import ValidationError
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import BlockResult, Chain
+from trionode.chain.validation import check_block_body
 from trionode.net.connection import Connection
 from trionode.net.inventory import NODE_SEEN, RollingSet
-from trionode.net.manager import POINTS_INVALID_BLOCK, POINTS_INVALID_TX, PeerManager
+from trionode.net.manager import POINTS_FUTURE_BLOCK, POINTS_INVALID_BLOCK, POINTS_INVALID_TX, PeerManager
 from trionode.node.chain_owner import ChainOwner
 from trionode.node.workers import SignatureChecker
 from trionode.wire import messages as m
@@ -25,8 +28,26 @@ if TYPE_CHECKING:
 # Rejections that prove the sender sent something no honest node would (not races such as
 # a transaction confirmed meanwhile): they cost misbehaviour points.
 PENALISED_TX: Final = frozenset({"bad_signature", "bad_amount", "unexpected_coinbase", "malformed"})
+# Refusals that may not hold later (the missing nonce arrives by another path, coins confirm,
+# the pool drains, time passes): such a transaction is not remembered as processed, so the
+# next copy of it is judged again instead of being ignored for good.
+RETRY_LATER_TX: Final = frozenset({"nonce_gap", "insufficient_balance", "mempool_full", "time_too_new"})
 # A reorg may connect many blocks; relay only the newest few, peers fetch the rest by locator.
 RELAY_MAX_BLOCKS: Final = 16
+# Transactions offered to a new peer: half its send queue, so the offer never makes it slow.
+OFFER_MAX: Final = 512
+# The offer waits at most this long for the peer to reach our tip, checking this often.
+OFFER_WAIT: Final = 120.0
+OFFER_POLL: Final = 1.0
+
+
+def body_failure(block: Block, chain: Chain) -> ValidationError | None:
+    """Why ``block`` breaks a rule decidable from the block alone, if it does."""
+    try:
+        check_block_body(block, chain.params)
+    except ValidationError as exc:
+        return exc
+    return None
 
 
 class Intake:
@@ -108,7 +129,8 @@ class Intake:
             txid = tx.txid
             if error is not None and error.reason == "duplicate" and origin is not None:
                 continue  # seen before: nothing new to say
-            self.seen_txs.add(txid)
+            if error is None or error.reason not in RETRY_LATER_TX:
+                self.seen_txs.add(txid)
             if error is None:
                 self.accepted_txs += 1
                 self.log.info("tx_accepted", txid=txid.hex(), peer=peer)
@@ -138,9 +160,13 @@ class Intake:
                 result = await self.owner.call(lambda chain: chain.add_block(block, self.now_ms(), False))
                 self.report(block, result, origin, relay=False, quiet=quiet)
                 return result
-            bad = await self.signatures.first_bad(block.txs, self.network)
-            if bad is not None:
-                result = BlockResult("invalid", error=ValidationError("bad_signature", f"tx {bad}"))
+            # Cheapest first (protocol.md 10): proof of work, size, Merkle root and coinbase
+            # before any signature, so a junk block costs no signature checks.
+            body_error = await self.owner.call(lambda chain: body_failure(block, chain))
+            bad = None if body_error else await self.signatures.first_bad(block.txs, self.network)
+            if body_error is not None or bad is not None:
+                error = body_error or ValidationError("bad_signature", f"tx {bad}")
+                result = BlockResult("invalid", error=error)
                 self.report(block, result, origin, relay=False, quiet=quiet)
                 return result
         now = self.now_ms()
@@ -156,6 +182,23 @@ class Intake:
         txs = await self.owner.call(lambda chain: list(chain.mempool.txs.values()))
         for tx in txs:
             self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), tx.txid)
+
+    async def offer_mempool(self, conn: Connection) -> None:
+        """Offer a new peer the pool: it may have been partitioned away, down or new, and
+        transactions are relayed only once, when accepted. Oldest first (each sender's in nonce
+        order), at most ``OFFER_MAX``; the rest reach it in blocks."""
+        # A peer behind us or on another branch would refuse what builds on blocks it lacks
+        # (nonce_gap, insufficient_balance) and then ignore it for good: wait until its
+        # heartbeats show our tip (or OFFER_WAIT at most).
+        with trio.move_on_after(OFFER_WAIT):
+            while conn.tip != self.owner.snapshot.tip and not conn.closing:  # noqa: ASYNC110 - no event for a heartbeat's tip
+                await trio.sleep(OFFER_POLL)
+        txs = await self.owner.call(lambda chain: list(chain.mempool.txs.values())[:OFFER_MAX])
+        for tx in txs:
+            if conn.closing:
+                return
+            if conn.known.add(tx.txid):
+                conn.send(self.frame(m.NewTransaction(tx=tx)))
 
     def report(
         self, block: Block, result: BlockResult, origin: Connection | None, *, relay: bool, quiet: bool
@@ -181,6 +224,9 @@ class Intake:
             )
         for tx in result.dropped:
             self.log.info("tx_dropped", txid=tx.txid.hex(), reason="invalid_after_tip_change")
+        for tx in result.readmitted:  # peers may have dropped it too, or never had it
+            self.log.debug("tx_readmitted", txid=tx.txid.hex())
+            self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), tx.txid)
         for bad_hash, err in result.rejected:
             self.log.warning(
                 "block_rejected", hash=bad_hash.hex(), reason=err.reason, detail=err.detail, peer=peer
@@ -191,7 +237,9 @@ class Intake:
                 "block_rejected", hash=block.block_hash.hex(), reason=err.reason, detail=err.detail, peer=peer
             )
             if origin is not None:
-                self.manager.penalize(origin, POINTS_INVALID_BLOCK, f"invalid_block:{err.reason}")
+                # A clock more than 2 h fast is a fault, not an attack: it costs less than a ban.
+                points = POINTS_FUTURE_BLOCK if err.reason == "time_too_new" else POINTS_INVALID_BLOCK
+                self.manager.penalize(origin, points, f"invalid_block:{err.reason}")
         if relay and result.connected:
             for accepted in result.connected[-RELAY_MAX_BLOCKS:]:
                 self.relay_block(accepted, origin)

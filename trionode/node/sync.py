@@ -18,7 +18,7 @@ from trionode.net.connection import Connection
 from trionode.net.manager import POINTS_INVALID_BLOCK, POINTS_UNDELIVERED, PeerManager
 from trionode.net.wakeup import Wakeup
 from trionode.node.chain_owner import ChainOwner
-from trionode.node.intake import Intake
+from trionode.node.intake import Intake, body_failure
 from trionode.node.workers import SignatureChecker
 from trionode.wire import messages as m
 from trionode.wire.framing import MAX_FRAME
@@ -182,10 +182,25 @@ class Consensus:
         before = self.owner.snapshot
         session.last_progress = trio.current_time()
         if blocks:
-            txs = [tx for block in blocks for tx in block.txs[1:]]
+            # Cheapest first (protocol.md 10): no signature is checked in or after a block that
+            # fails a rule decidable from the block alone; the loop below rejects that block.
+            failing = await self.owner.call(
+                lambda chain: next((i for i, b in enumerate(blocks) if body_failure(b, chain)), None)
+            )
+            if failing is not None:
+                blocks = blocks[: failing + 1]
+            checked = blocks if failing is None else blocks[:failing]
+            txs = [tx for block in checked for tx in block.txs[1:]]
             bad = await self.signatures.first_bad(txs, self.network)
             if bad is not None:
-                self.log.warning("block_rejected", hash="", reason="bad_signature", peer=conn.peer_id)
+                owner = [block for block in checked for _ in block.txs[1:]][bad]
+                self.log.warning(
+                    "block_rejected",
+                    hash=owner.block_hash.hex(),
+                    reason="bad_signature",
+                    detail=f"tx {txs[bad].txid.hex()}",
+                    peer=conn.peer_id,
+                )
                 self.manager.penalize(conn, POINTS_INVALID_BLOCK, "invalid_block:bad_signature")
                 session.finish("invalid")
                 return
