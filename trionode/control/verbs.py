@@ -105,7 +105,7 @@ async def connect(node: "Node", args: dict[str, Any]) -> dict[str, Any]:
     try:
         parse_address(address)
     except ValueError as exc:
-        raise ControlError(f"cannot connect to {address!r}: {exc}") from None
+        raise ControlError(f"cannot connect to {address!r}: expected host:port ({exc})") from None
     try:
         return {"node_id": await node.manager.connect(address)}
     except ConnectError as exc:

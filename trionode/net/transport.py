@@ -13,6 +13,8 @@ from typing import Protocol
 
 import trio
 
+from trionode.wire.addresses import format_address as format_address  # re-exported
+
 # A connection handler gets the stream and the remote "host:port" it came from.
 Handler = Callable[[trio.abc.Stream, str], Awaitable[None]]
 
@@ -36,10 +38,6 @@ class Transport(Protocol):
 
 class ListenError(Exception):
     """The listen address cannot be used (port in use, bad host); the message says which."""
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _remote_of(stream: trio.abc.Stream) -> str:

@@ -9,7 +9,6 @@ for an unreadable file or invalid TOML). Flags override the file; their errors n
 """
 
 import difflib
-import ipaddress
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from trionode.chain.amounts import DECIMALS, parse_coins
 from trionode.chain.params import ChainParams
 from trionode.node.logging import LEVELS
 from trionode.wallet import is_address_text, is_wallet_name
+from trionode.wire.addresses import format_address, parse_address
 
 T = TypeVar("T")
 
@@ -136,53 +136,15 @@ class ConfigError(Exception):
 
 
 def parse_hostport(text: str, *, allow_port_zero: bool = False) -> tuple[str, int]:
-    """``HOST:PORT`` with an IPv4 address, a DNS name or a bracketed IPv6 address.
+    """``HOST:PORT`` as config files and flags write it (``trionode.wire.addresses`` parses).
 
-    Returns the host normalised (lowercase name, compressed IPv6 without brackets) so that
-    equal addresses compare equal. Port 0 ("any free port") only with ``allow_port_zero``
-    (listening); ValueError with a short reason otherwise.
+    Port 0 ("any free port") only with ``allow_port_zero`` (listening); a zone id is allowed
+    for a local IPv6 address. ValueError (``AddressError``) with a short reason otherwise.
     """
-    if text.startswith("["):
-        host_text, bracket, rest = text[1:].partition("]")
-        if not bracket:
-            raise ValueError('no "]" after the IPv6 address')
-        if not rest.startswith(":"):
-            raise ValueError('no ":PORT" after the address')
-        try:
-            host = str(ipaddress.IPv6Address(host_text))
-        except ValueError:
-            raise ValueError(f"not an IPv6 address: {host_text!r}") from None
-        port_text = rest[1:]
-    else:
-        host_text, colon, port_text = text.rpartition(":")
-        if not colon:
-            raise ValueError('no ":PORT"')
-        if ":" in host_text:
-            raise ValueError("an IPv6 address needs brackets, like [::1]:5001")
-        host = _check_host(host_text)
-    low = 0 if allow_port_zero else 1
-    if not _PORT_TEXT.fullmatch(port_text) or not low <= int(port_text) <= MAX_PORT:
-        raise ValueError(f"port must be {low}..{MAX_PORT}")
-    return host, int(port_text)
+    return parse_address(text, allow_port_zero=allow_port_zero, allow_zone=True)
 
 
-def format_hostport(host: str, port: int) -> str:
-    """The inverse of `parse_hostport`: brackets around an IPv6 address."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _check_host(text: str) -> str:
-    if not text:
-        raise ValueError("no host")
-    if all(label.isdecimal() for label in text.split(".")):
-        try:
-            return str(ipaddress.IPv4Address(text))
-        except ValueError:
-            raise ValueError(f"not an IPv4 address: {text!r}") from None
-    labels = text.split(".")
-    if len(text) > _MAX_DNS_NAME or not all(_DNS_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(f"not a host name: {text!r}")
-    return text.lower()
+format_hostport = format_address
 
 
 class _Invalid(Exception):

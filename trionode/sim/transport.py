@@ -9,7 +9,8 @@ from collections.abc import Iterable
 import trio
 import trio.testing
 
-from trionode.net.transport import Handler, format_address
+from trionode.net.transport import Handler
+from trionode.wire.addresses import format_address
 
 
 class MemoryNetwork:
