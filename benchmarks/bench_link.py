@@ -119,7 +119,7 @@ async def ours(kind: str, count: int) -> tuple[float, float]:
             for frame in data[i : i + SEND_QUEUE // 2]:
                 a.send(frame)
             await trio.lowlevel.checkpoint()
-            while a._send_q.statistics().current_buffer_used > SEND_QUEUE // 2:  # noqa: ASYNC110 - pacing the sender
+            while a._send_q.statistics().current_buffer_used > SEND_QUEUE // 2:
                 await trio.lowlevel.checkpoint()
         await done.wait()
         elapsed = time.perf_counter() - start

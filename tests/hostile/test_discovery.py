@@ -43,7 +43,7 @@ BAD_ENTRIES: dict[str, tuple[dict[str, Any], str]] = {
     "an IPv4 address out of range": ({"address": "256.1.1.1:5001"}, "address"),
     "port 0": ({"address": "192.0.2.1:0"}, "address"),
     "no port": ({"address": "192.0.2.1"}, "address"),
-    "a name with an underscore": ({"address": "bad_name:5001"}, "address"),
+    "a label that starts with a hyphen": ({"address": "-bad.name:5001"}, "address"),
     "a 263-character address": ({"address": "a" * 257 + ".b:5001"}, "address"),
     "a short node id": ({"node_id": "abcd"}, "node_id"),
     "a negative last_seen": ({"last_seen": -5.0}, "last_seen"),

@@ -47,6 +47,10 @@ class Candidates:
         if existing is not None:
             if source in PERSISTENT_SOURCES and existing.source not in PERSISTENT_SOURCES:
                 existing.source = source
+            elif source in ("config", "cli") and existing.source == "table":
+                # peers.json loads before the config: a configured peer stays one, redialled
+                # for good, not a table entry that a full outbound quota leaves undialled.
+                existing.source = source
             existing.node_id = existing.node_id or node_id
             return False
         if len(self.by_address) >= MAX_CANDIDATES:

@@ -1,1 +1,46 @@
-"""Deterministic whole-network simulation (issue #9)."""
+"""Deterministic whole-network simulation (issue #9).
+
+Many real nodes (the same ``Node`` as ``trionode run``) in one trio run, under
+``trio.testing.MockClock(autojump_threshold=0)``, on a simulated network, everything drawn
+from one seed: a failure found on seed 81274 replays bit for bit with
+``trionode sim --seed 81274`` (or ``python -m trionode.sim --seed 81274``).
+
+Modules, in the order data flows:
+
+- ``link``: one simulated TCP connection (two ``trio.abc.Stream`` ends) with latency, jitter,
+  bandwidth, loss modelled as retransmission delay, flow control, blackholing, FIN and reset.
+- ``network``: hosts that listen and dial by "host:port" (each node's ``Transport``); links
+  drawn per host pair from the seed; partition and heal any groups, cut one pair, crash and
+  restart a host.
+- ``plan``: the scenario from its seed (``Spec`` -> ``Plan``): topology, link profiles, and
+  the schedule (mining, transactions from wallets, partitions, cuts, heals, crashes and
+  restarts, slow hosts).
+- ``scenario``: runs a plan: starts the nodes on real data dirs (tmpfs when there is one),
+  plays the events, settles (heal, restart, wait for quiescence, break equal-work ties),
+  drains the mempools into blocks, checks, stops every node gracefully, reopens every store.
+- ``invariants``: the checks (one tip, the most-work valid chain, supply = rewards issued,
+  no transaction lost or applied twice, mempools in agreement, stores valid on disk).
+- ``timeline``: what happened, one line per event, in simulated time.
+- ``determinism``: pins trio's scheduler to the seed; counts live tasks.
+- ``cli``: ``trionode sim`` and sweeps over seeds (``--runs``, ``--jobs``).
+- ``transport``: the first, minimal memory network (no latency, partitions close links),
+  still used by ``tests/runtime``.
+
+What makes a run repeatable: trio's scheduler order is pinned (``determinism``); time is
+MockClock's (nodes read wall time only through ``Environment.wall``, here a function of the
+mock clock); every random draw comes from a ``random.Random`` seeded from the scenario seed
+and a name (node ids, heartbeat nonces, backoff jitter, link jitter and loss, the plan);
+signatures and proof of work run inline (``InlineSignatureChecker``, ``InlineSolver``: no
+threads or processes); no control socket or signal handler; no order-dependent iteration
+over sets of strings or objects in the node. ``tests/sim/test_scenario.py`` runs one seed in
+two processes with different ``PYTHONHASHSEED`` values and compares their output byte for
+byte.
+
+A crash is ``Node.crash()`` at the event's time plus a seeded number of scheduler passes (a
+random checkpoint of whatever is going on): every task is cancelled, every connection reset,
+and the graceful flush (peers.json, bans, the store's final commit) is skipped; the node
+restarts later on the same data dir and must come back with exactly the tip and mempool it
+had committed. The chain owner commits synchronously after each batch, so a crash at a
+checkpoint cannot tear a SQLite transaction; tearing by ``kill -9`` mid-write is what
+``tests/chain/test_crash.py`` covers with real processes.
+"""

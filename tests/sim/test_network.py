@@ -1,0 +1,94 @@
+"""The simulated network under real nodes: dialling, blackhole partitions, crash and restart."""
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from tests.runtime.harness import events, make_node, wait_until
+from trionode.chain.keys import KeyPair
+from trionode.sim.link import LinkProfile
+from trionode.sim.network import SimNetwork
+
+ALICE = KeyPair(bytes(31) + b"\x01")
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def slow_links(a: str, b: str) -> LinkProfile:
+    return LinkProfile(latency=0.05, bandwidth=1e6)
+
+
+async def test_dial_refused_and_blackholed(autojump_clock: trio.testing.MockClock) -> None:
+    net = SimNetwork(1, slow_links)
+    transport = net.transport("10.0.0.1")
+    start = trio.current_time()
+    with pytest.raises(ConnectionRefusedError):
+        await transport.dial("10.0.0.2", 5001)
+    assert trio.current_time() - start == pytest.approx(0.1)  # SYN out, RST back
+    net.cut("10.0.0.1", "10.0.0.2")
+    with trio.move_on_after(30) as scope:
+        await transport.dial("10.0.0.2", 5001)
+    assert scope.cancelled_caught  # no answer at all: the dialler's timeout decides
+
+
+async def test_partition_is_silent_until_heartbeats_time_out_then_heal_reconnects(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork(1, slow_links)
+    a = make_node(net, "10.0.0.1", tmp_path)
+    b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await events(b).wait_for("peer_connected", peer=a.node_id)
+        cut_at = trio.current_time()
+        net.partition({"10.0.0.1"}, {"10.0.0.2"})
+        gone = await events(b).wait_for("peer_disconnected", peer=a.node_id, within=120)
+        # A blackhole breaks nothing by itself: 3 silent heartbeat intervals (5 s) do.
+        assert gone["reason"] == "timeout"
+        assert trio.current_time() - cut_at >= 10
+        net.heal()
+        await wait_until(lambda: a.node_id in b.manager.connections, within=120)
+        a.stop()
+        b.stop()
+
+
+async def test_crash_keeps_only_what_was_committed_and_restarts(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork(1, slow_links)
+    a = make_node(net, "10.0.0.1", tmp_path)
+    b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
+    b_ended = trio.Event()
+
+    async def run_b(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await b.run(task_status=task_status)
+        finally:
+            b_ended.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(run_b)
+        await events(b).wait_for("peer_connected", peer=a.node_id)
+        await b.miner.mine_one(ALICE.address)
+        await wait_until(lambda: a.owner.snapshot.height == 1)
+        tip = b.chain.main[-1]
+        net.crash("10.0.0.2")
+        b.crash()
+        lost = await events(a).wait_for("peer_disconnected", peer=b.node_id)
+        assert lost["reason"] == "connection_lost"  # a reset, not a goodbye
+        await b_ended.wait()
+        assert not events(b).matching("node_stopped")  # no graceful shutdown ran
+        net.restart("10.0.0.2")
+        again = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",), seed=1)
+        assert again.node_id == b.node_id and again.chain.main[-1] == tip
+        await nursery.start(again.run)
+        await events(again).wait_for("peer_connected", peer=a.node_id, within=120)
+        a.stop()
+        again.stop()
