@@ -4,6 +4,7 @@ import hashlib
 
 import pytest
 
+from trionode.chain.amounts import COIN
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
 from trionode.chain.locator import DENSE, MAX_LOCATOR, build_locator, locator_heights
@@ -13,8 +14,6 @@ from trionode.chain.params import MAX_FUTURE_MS
 from trionode.chain.tree import Chain
 
 from helpers import EASY, NOW, add, address, branch, build_block, extend, mine, new_chain, pay
-
-COIN = 10**8
 
 
 def reason_of(chain: Chain, tx: object, now: int = NOW) -> str:
@@ -36,10 +35,10 @@ def test_mempool_accepts_consecutive_nonces(funded: Chain) -> None:
 
 
 def test_mempool_nonce_gap(funded: Chain) -> None:
-    assert reason_of(funded, pay(1, 3, COIN, 1)) == "nonce_gap"
-    funded.add_transaction(pay(1, 3, COIN, 0), NOW)
     assert reason_of(funded, pay(1, 3, COIN, 2)) == "nonce_gap"
-    assert len(funded.mempool) == 1
+    funded.add_transaction(pay(1, 3, COIN, 0), NOW)
+    assert reason_of(funded, pay(1, 3, COIN, 3)) == "nonce_gap"
+    assert len(funded.mempool) == 1  # nonce 1 is still missing: 2 and 3 stay held
 
 
 def test_mempool_nonce_used(funded: Chain) -> None:
@@ -254,3 +253,26 @@ def test_orphan_with_an_easier_target_than_the_network_is_refused(chain: Chain) 
     assert len(chain.orphans) == 0
     honest = build_block(EASY, parent.header)
     assert add(chain, honest).status == "orphan"
+
+
+def test_a_transaction_refused_for_a_nonce_gap_joins_when_the_gap_closes(funded: Chain) -> None:
+    first, second, third = (pay(1, 2, COIN, n) for n in range(3))
+    for early in (third, second):
+        with pytest.raises(ValidationError) as refused:
+            funded.add_transaction(early, NOW)
+        assert refused.value.reason == "nonce_gap"
+    assert funded.add_transaction(first, NOW) == [second, third]
+    assert list(funded.mempool.txs) == [first.txid, second.txid, third.txid]
+
+
+def test_a_transaction_refused_for_balance_joins_after_a_block_funds_it(funded: Chain) -> None:
+    rich = pay(1, 3, 40 * COIN, 0)
+    spend = pay(3, 4, 30 * COIN, 0)
+    with pytest.raises(ValidationError) as refused:
+        funded.add_transaction(spend, NOW)
+    assert refused.value.reason == "insufficient_balance"
+    funded.add_transaction(rich, NOW)
+    block = mine(funded)
+    result = add(funded, block)
+    assert result.status == "connected"
+    assert spend.txid in funded.mempool and result.readmitted == [spend]

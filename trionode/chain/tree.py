@@ -46,9 +46,13 @@ BLOCK_CACHE_SIZE: Final = 1024
 MAX_INVALID_REMEMBERED: Final = 10_000
 # Leave room in a template for the coinbase and header.
 TEMPLATE_MAX_TXS: Final = 5_000
-# Pending transactions a tip change made invalid, tried again at the next tip changes: a
-# reorganisation lands block by block, and a later block can make them valid again.
+# Transactions held aside to be tried again (bounded, oldest forgotten first): those a tip
+# change made invalid (a reorganisation lands block by block, and a later block can make them
+# valid again), and those refused for a reason that a later event may lift (HELD_REASONS).
 MAX_DROPPED_KEPT: Final = 1_000
+# A nonce gap closes when the missing transaction arrives (often by another path); a balance
+# too low rises when a block confirms coins for the sender.
+HELD_REASONS: Final = frozenset({"nonce_gap", "insufficient_balance"})
 
 
 @dataclass(slots=True)
@@ -236,12 +240,49 @@ class Chain:
 
     # ----------------------------------------------------------------- transactions
 
-    def add_transaction(self, tx: Transaction, now_ms: int, signature_checked: bool = False) -> None:
-        """Validate against the tip plus pending; raise ``ValidationError`` or join the mempool."""
-        self.mempool.check(tx, self.ledger, now_ms)
+    def add_transaction(
+        self, tx: Transaction, now_ms: int, signature_checked: bool = False
+    ) -> list[Transaction]:
+        """Validate against the tip plus pending; raise ``ValidationError`` or join the mempool.
+
+        A validly signed transaction refused for a reason that may not last (HELD_REASONS) is
+        held aside and tried again later. Returns the held transactions this one made valid
+        (its sender's next nonces), which joined the mempool too.
+        """
         if not signature_checked:
             check_signatures([tx], self.network)
-        self.mempool.add(tx, self.ledger, now_ms)
+        try:
+            self.mempool.add(tx, self.ledger, now_ms)
+        except ValidationError as exc:
+            if exc.reason in HELD_REASONS:
+                self._hold(tx)
+            raise
+        self._dropped.pop(tx.txid, None)
+        readmitted: list[Transaction] = []
+        sender = tx.sender_address
+        while True:
+            following = next(
+                (
+                    held
+                    for held in self._dropped.values()
+                    if held.sender_address == sender
+                    and held.nonce == self.mempool.next_nonce(sender, self.ledger)
+                ),
+                None,
+            )
+            if following is None:
+                return readmitted
+            del self._dropped[following.txid]
+            try:
+                self.mempool.add(following, self.ledger, now_ms)
+            except ValidationError:
+                continue
+            readmitted.append(following)
+
+    def _hold(self, tx: Transaction) -> None:
+        self._dropped[tx.txid] = tx
+        if len(self._dropped) > MAX_DROPPED_KEPT:
+            self._dropped.popitem(last=False)
 
     # ----------------------------------------------------------------- blocks
 
@@ -467,9 +508,7 @@ class Chain:
         dropped = self.mempool.rebuild(self.ledger, returned, now_ms)
         self._retry_dropped(confirmed, now_ms, result)
         for tx in dropped:
-            self._dropped[tx.txid] = tx
-            if len(self._dropped) > MAX_DROPPED_KEPT:
-                self._dropped.popitem(last=False)
+            self._hold(tx)
         result.dropped.extend(dropped)
         return None
 

@@ -90,6 +90,9 @@ class Intake:
         """A batch (consecutive frames from one peer): signatures checked together in worker
         threads, one round trip to the chain owner, then each one logged and relayed."""
         results: list[ValidationError | None] = [None] * len(txs)
+        # Per transaction, the held ones it made valid (its sender's next nonces): relayed right
+        # after it, so peers receive each sender's nonces in order.
+        unlocked: list[list[Transaction]] = [[] for _ in txs]
         fresh: list[int] = []
         for i, tx in enumerate(txs):
             if origin is not None:
@@ -112,20 +115,22 @@ class Intake:
             now = self.now_ms()
             batch = [txs[i] for i in candidates]
 
-            def add_all(chain: Chain) -> list[ValidationError | None]:
-                outcome: list[ValidationError | None] = []
+            def add_all(chain: Chain) -> list[ValidationError | list[Transaction]]:
+                outcome: list[ValidationError | list[Transaction]] = []
                 for tx in batch:
                     try:
-                        chain.add_transaction(tx, now, signature_checked=True)
-                        outcome.append(None)
+                        outcome.append(chain.add_transaction(tx, now, signature_checked=True))
                     except ValidationError as exc:
                         outcome.append(exc)
                 return outcome
 
-            for i, error in zip(candidates, await self.owner.call(add_all), strict=True):
-                results[i] = error
+            for i, done in zip(candidates, await self.owner.call(add_all), strict=True):
+                if isinstance(done, ValidationError):
+                    results[i] = done
+                else:
+                    unlocked[i] = done
         peer = origin.peer_id if origin is not None else None
-        for tx, error in zip(txs, results, strict=True):
+        for tx, error, held in zip(txs, results, unlocked, strict=True):
             txid = tx.txid
             if error is not None and error.reason == "duplicate" and origin is not None:
                 continue  # seen before: nothing new to say
@@ -135,6 +140,11 @@ class Intake:
                 self.accepted_txs += 1
                 self.log.info("tx_accepted", txid=txid.hex(), peer=peer)
                 self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), txid, exclude=origin)
+                for later in held:
+                    self.seen_txs.add(later.txid)
+                    self.accepted_txs += 1
+                    self.log.info("tx_accepted", txid=later.txid.hex(), peer=None, held=True)
+                    self.manager.broadcast(self.frame(m.NewTransaction(tx=later)), later.txid)
                 continue
             self.log.info("tx_rejected", txid=txid.hex(), reason=error.reason, peer=peer)
             if origin is not None and error.reason in PENALISED_TX:
