@@ -288,3 +288,24 @@ async def test_late_echoes_still_count_as_signs_of_life(
         assert rtt is not None and 1.4 * interval <= rtt <= 1.6 * interval
         a.stop()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_node_whose_seed_is_full_is_told_where_else_to_go(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork()
+    hub = make_node(net, "10.0.0.1", tmp_path, max_peers=2, outbound_target=1)
+    assert hub.manager.limits.max_inbound == 1
+    other = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
+    lonely = make_node(net, "10.0.0.3", tmp_path, peers=("10.0.0.1:5001",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await nursery.start(other.run)
+        await events(hub).wait_for("peer_connected", peer=other.node_id)
+        await nursery.start(lonely.run)
+        refused = await events(lonely).wait_for("handshake_failed", address="10.0.0.1:5001")
+        assert refused["reason"] == "too_many_peers"
+        await events(lonely).wait_for("peer_connected", peer=other.node_id)
+        assert hub.node_id not in lonely.manager.connections
+        for node in (hub, other, lonely):
+            node.stop()

@@ -234,3 +234,17 @@ def test_peer_entries_ignore_unknown_keys_and_accept_int_time() -> None:
     msg = PeerDiscovery.from_payload({"request": True, "peers": [{**PEER, "last_seen": 7, "extra": 1}]})
     assert msg.peers == [PeerInfo("127.0.0.1:5002", bytes(16), 7.0)]
     assert isinstance(msg.peers[0].last_seen, float)
+
+
+def test_error_may_carry_addresses_to_try_instead() -> None:
+    from trionode.wire.payloads import Error, PeerInfo
+
+    peers = (PeerInfo("10.0.0.2:5001", bytes(range(16)), 1_800_000_000.0),)
+    refusal = Error("too_many_peers", "no inbound slots free", peers)
+    payload = refusal.to_payload()
+    assert payload["peers"] == [peers[0].to_wire()]
+    assert Error.from_payload(payload) == refusal
+    assert "peers" not in Error("banned", "x").to_payload()  # optional: absent when empty
+    with pytest.raises(ProtocolError) as bad:
+        Error.from_payload({"code": "too_many_peers", "reason": "", "peers": [{"address": "nope"}]})
+    assert bad.value.field.startswith("payload.peers[0]")

@@ -96,6 +96,7 @@ class Connection:
         self._drain_deadline = math.inf
         self._closing = False
         self.ready = trio.Event()  # set once established or closed
+        self.refusal: Error | None = None  # the peer's Error, if it refused us in the handshake
         self._sent = trio.Event()  # set (and replaced) each time the writer sends a batch
 
     # ------------------------------------------------------------- sending
@@ -234,6 +235,7 @@ class Connection:
                         continue
                     if isinstance(envelope.message, Error):
                         # The peer refuses us (wrong network, banned...): its code is the reason.
+                        self.refusal = envelope.message
                         self.close(envelope.message.code)
                         return
                     result = handshake.receive(envelope)

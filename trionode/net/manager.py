@@ -44,6 +44,8 @@ ADDR_RATE: Final = 0.1
 # We answer at most one PeerDiscovery request per peer per this many seconds.
 DISCOVERY_ANSWER_EVERY: Final = 60.0
 MAX_DISCOVERY_ANSWER: Final = 1_000
+# Addresses sent with a too_many_peers refusal: enough to find room elsewhere.
+REFUSAL_ADDRESSES: Final = 100
 
 # The heartbeat loop wakes this many times per interval, pinging the peers that are due.
 HEARTBEAT_TICKS: Final = 10
@@ -168,7 +170,13 @@ class PeerManager:
         ):
             # Refused before the handshake, not after: the dialler then counts a failed dial
             # and backs off, instead of a completed connection it redials within a second.
-            conn.close("too_many_peers", m.Error(code="too_many_peers", reason="no inbound slots free"))
+            # The refusal names other nodes to try: a node whose seeds are all full is not
+            # left alone.
+            others = tuple(self.known_addresses(exclude=None)[:REFUSAL_ADDRESSES])
+            conn.close(
+                "too_many_peers",
+                m.Error(code="too_many_peers", reason="no inbound slots free", peers=others),
+            )
         await self._run(conn)
 
     def _connection(
@@ -246,6 +254,8 @@ class PeerManager:
                 self._unregister(conn, reason)
             else:
                 self.log.info("handshake_failed", address=conn.remote, reason=reason)
+                if conn.refusal is not None and conn.refusal.peers:
+                    self._learn(conn, list(conn.refusal.peers))
                 if conn.dialed is not None:
                     if reason == "self_connection":
                         self.our_addresses.add(conn.dialed)
@@ -395,10 +405,15 @@ class PeerManager:
         conn.extra["addr_tokens"] = (tokens - min(usable, len(msg.peers)), now)
         if len(msg.peers) > usable:
             self.log.debug("addresses_rate_limited", peer=conn.peer_id, ignored=len(msg.peers) - usable)
+        self._learn(conn, msg.peers[:usable])
+
+    def _learn(self, conn: Connection, entries: list[m.PeerInfo]) -> None:
+        """New dial candidates from a peer's addresses (when discovery is on)."""
         if not self.limits.discover:
             return
+        now = trio.current_time()
         added = 0
-        for entry in msg.peers[:usable]:
+        for entry in entries:
             peer_id = entry.node_id.hex()
             if peer_id == self.node_id or entry.address in self.our_addresses:
                 continue

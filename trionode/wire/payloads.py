@@ -272,15 +272,24 @@ class Error(Message):
     TYPE: ClassVar[str] = "Error"
     code: str
     reason: str
+    # Optional: other nodes to try, sent with ``too_many_peers`` so that a node whose every
+    # seed is full is not left alone (omitted from the payload when empty).
+    peers: tuple[PeerInfo, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
-        return {"code": self.code, "reason": self.reason}
+        payload: dict[str, Any] = {"code": self.code, "reason": self.reason}
+        if self.peers:
+            payload["peers"] = [p.to_wire() for p in self.peers]
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        raw = payload.get("peers", [])
+        peers = f.want_list(raw, "payload.peers", MAX_PEERS_PER_MESSAGE)
         return cls(
             code=f.want_str(f.get(payload, "code"), "payload.code", MAX_ERROR_CODE_LEN),
             reason=f.want_str(f.get(payload, "reason"), "payload.reason", MAX_ERROR_REASON_LEN),
+            peers=tuple(PeerInfo.from_wire(p, f"payload.peers[{i}]") for i, p in enumerate(peers)),
         )
 
 
