@@ -4,6 +4,7 @@ tests/sim/test_sweep.py).
 
     python benchmarks/sim_sweep.py                      # 1,000 seeds of 20 nodes, 40 events
     python benchmarks/sim_sweep.py --seeds 200 --jobs 2 --budget 1200
+    python benchmarks/sim_sweep.py --quick                # 10 seeds (benchmarks/run_all)
 
 Prints each failing seed with its violations as it finishes, then the figures: wall time,
 CPU time, seeds per minute, simulated seconds per wall second of one scenario (the ratio of
@@ -36,7 +37,10 @@ def main() -> int:
     p.add_argument("--events", type=int, default=40)
     p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--budget", type=float, default=0.0, help="stop starting seeds after this many wall s")
+    p.add_argument("--quick", action="store_true", help="10 seeds of 20 nodes (benchmarks/run_all)")
     args = p.parse_args()
+    if args.quick:
+        args.seeds = 10
 
     specs = [Spec(seed=args.start + i, nodes=args.nodes, events=args.events) for i in range(args.seeds)]
     started = time.perf_counter()
