@@ -10,14 +10,20 @@ log timestamps (one machine, one clock). Prints p50 and p95 over the blocks.
 """
 
 import argparse
+import json
 import random
 import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from common import Daemon, cli_json, emit, percentile
+from trionode.control.client import ControlClient
+
+from common import emit, percentile
 
 
 def free_ports(n: int) -> list[int]:
@@ -32,7 +38,8 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def stamp(event: dict[str, object]) -> float:
+def stamp(event: object) -> float:
+    assert isinstance(event, dict)
     return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
@@ -43,49 +50,100 @@ def topology(kind: str, n: int, rng: random.Random) -> list[list[int]]:
     return [sorted(rng.sample(range(i), min(i, rng.randint(2, 4)))) if i else [] for i in range(n)]
 
 
+class Node:
+    """A daemon that logs to a file, not a pipe: nothing in this process parses its lines
+    while a block propagates (that CPU would be charged to the network)."""
+
+    def __init__(self, root: Path, i: int, port: int, peers: list[int]) -> None:
+        self.data_dir = root / f"n{i}"
+        self.log = root / f"n{i}.log"
+        config = root / f"n{i}.toml"
+        peer_list = ", ".join(f'"127.0.0.1:{p}"' for p in peers)
+        config.write_text(
+            f'[node]\ndata_dir = "{self.data_dir}"\n'
+            f'[p2p]\nlisten = "127.0.0.1:{port}"\npeers = [{peer_list}]\n'
+            "discover = false\nmax_peers = 20\noutbound_target = 4\n"
+            f'[chain]\ndifficulty = 1\n[log]\nfile = "{self.log}"\n'
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trionode", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._offset = 0
+        self.events: list[dict[str, object]] = []
+
+    def poll(self) -> None:
+        if not self.log.exists():
+            return
+        with self.log.open("rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        self.events += [json.loads(line) for line in complete.splitlines()]
+
+    def find(self, event: str, **fields: object) -> dict[str, object] | None:
+        self.poll()
+        for e in self.events:
+            if e["event"] == event and all(e.get(k) == v for k, v in fields.items()):
+                return e
+        return None
+
+    def count(self, event: str, **fields: object) -> int:
+        self.poll()
+        return sum(
+            1 for e in self.events if e["event"] == event and all(e.get(k) == v for k, v in fields.items())
+        )
+
+
+def wait(probe: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll log files (a benchmark harness, not a test: a short sleep between looks is fine)."""
+    deadline = time.monotonic() + timeout
+    while (value := probe()) is None or value is False:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout} s")
+        time.sleep(0.02)
+    return value
+
+
 def run(kind: str, n: int, blocks: int) -> dict[str, float]:
     dials = topology(kind, n, random.Random(7))
     ports = free_ports(n)
-    extra = "discover = false\nmax_peers = 20\noutbound_target = 4\nheartbeat_interval = 30"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        nodes = [
-            Daemon(
-                f"n{i}",
-                root,
-                peers=tuple(f"127.0.0.1:{ports[j]}" for j in dials[i]),
-                port=ports[i],
-                extra=extra,
-            )
-            for i in range(n)
-        ]
-        for node in nodes:
-            node.config.write_text(
-                node.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", "")
-            )
-            node.start(wait=False)
+        nodes = [Node(root, i, ports[i], [ports[j] for j in dials[i]]) for i in range(n)]
         try:
-            for node in nodes:
-                node.address = node.wait_for("listening", timeout=60)["address"]
-            expected = [len(d) for d in dials]
-            for i, node in enumerate(nodes):  # wait until every dial of the topology is up
-                node.wait_until(
-                    lambda i=i: len(nodes[i].matching("peer_connected", direction="outbound")) >= expected[i],
-                    timeout=60,
-                    what="topology connections",
+            for i, node in enumerate(nodes):  # every dial of the topology is up
+                wait(
+                    lambda node=node, i=i: (
+                        node.count("peer_connected", direction="outbound") >= len(dials[i])
+                    ),
+                    60,
+                    "topology connections",
                 )
             latencies = []
-            for _ in range(blocks):
-                mined = cli_json("mine", data_dir=nodes[0].data_dir)
-                start = stamp(nodes[0].wait_for("block_mined", hash=mined["hash"]))
-                last = max(
-                    stamp(node.wait_for("block_accepted", hash=mined["hash"], timeout=30)) for node in nodes
-                )
-                latencies.append((last - start) * 1000)
-                time.sleep(0.05)  # let the last relays drain before the next block
+            with ControlClient(nodes[0].data_dir) as control:
+                for _ in range(blocks):
+                    block_hash = control.call("mine")["hash"]
+                    start = stamp(
+                        wait(lambda h=block_hash: nodes[0].find("block_mined", hash=h), 30, "block_mined")
+                    )
+                    last = max(
+                        stamp(
+                            wait(
+                                lambda node=node, h=block_hash: node.find("block_accepted", hash=h),
+                                30,
+                                "acceptance",
+                            )
+                        )
+                        for node in nodes
+                    )
+                    latencies.append((last - start) * 1000)
         finally:
             for node in nodes:
-                node.kill()
+                node.proc.kill()
+                node.proc.wait()
     return {
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),

@@ -135,7 +135,7 @@ class Node:
             log=self.log,
         )
         self.intake = Intake(
-            self.owner, self.manager, env.signatures, self.network, self.node_id_bytes, env.wall, self.log
+            self.owner, self.manager, env.signatures, config.chain, self.node_id_bytes, env.wall, self.log
         )
         self.consensus = Consensus(
             self.owner,

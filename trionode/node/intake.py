@@ -12,6 +12,7 @@ import trio
 
 from trionode.chain.block import Block
 from trionode.chain.errors import ValidationError
+from trionode.chain.params import ChainParams
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import BlockResult, Chain
 from trionode.chain.validation import check_block_body
@@ -19,7 +20,7 @@ from trionode.net.connection import Connection
 from trionode.net.inventory import NODE_SEEN, RollingSet
 from trionode.net.manager import POINTS_FUTURE_BLOCK, POINTS_INVALID_BLOCK, POINTS_INVALID_TX, PeerManager
 from trionode.node.chain_owner import ChainOwner
-from trionode.node.workers import SignatureChecker
+from trionode.node.workers import INLINE_SIGNATURES, SignatureChecker
 from trionode.wire import messages as m
 
 if TYPE_CHECKING:
@@ -41,10 +42,11 @@ OFFER_WAIT: Final = 120.0
 OFFER_POLL: Final = 1.0
 
 
-def body_failure(block: Block, chain: Chain) -> ValidationError | None:
-    """Why ``block`` breaks a rule decidable from the block alone, if it does."""
+def body_failure(block: Block, params: ChainParams) -> ValidationError | None:
+    """Why ``block`` breaks a rule decidable from the block alone, if it does (pure: any task
+    may ask, no round trip to the chain owner)."""
     try:
-        check_block_body(block, chain.params)
+        check_block_body(block, params)
     except ValidationError as exc:
         return exc
     return None
@@ -56,7 +58,7 @@ class Intake:
         owner: ChainOwner,
         manager: PeerManager,
         signatures: SignatureChecker,
-        network: bytes,
+        params: ChainParams,
         node_id: bytes,
         wall: Callable[[], float],
         log: "FilteringBoundLogger",
@@ -64,7 +66,8 @@ class Intake:
         self.owner = owner
         self.manager = manager
         self.signatures = signatures
-        self.network = network
+        self.params = params
+        self.network = params.network
         self.node_id = node_id
         self.wall = wall
         self.log = log
@@ -164,6 +167,17 @@ class Intake:
         block_hash = block.block_hash
         if origin is not None:
             origin.known.add(block_hash)
+        if not signatures_checked and len(block.txs) <= INLINE_SIGNATURES:
+            # Few signatures (a typical relayed block): one round trip, in which the chain
+            # checks the block-only rules first and the signatures last (cheapest first).
+            now = self.now_ms()
+            result = await self.owner.call(
+                lambda chain: chain.add_block(block, now, signatures_checked=False)
+            )
+            self.report(block, result, origin, relay=relay, quiet=quiet)
+            if result.reorgs:
+                await self.relay_mempool()
+            return result
         if not signatures_checked:
             if await self.owner.call(lambda chain: chain.knows(block_hash)):
                 # Duplicate, known invalid or a known orphan: answered without new work.
@@ -172,7 +186,7 @@ class Intake:
                 return result
             # Cheapest first (protocol.md 10): proof of work, size, Merkle root and coinbase
             # before any signature, so a junk block costs no signature checks.
-            body_error = await self.owner.call(lambda chain: body_failure(block, chain))
+            body_error = body_failure(block, self.params)
             bad = None if body_error else await self.signatures.first_bad(block.txs, self.network)
             if body_error is not None or bad is not None:
                 error = body_error or ValidationError("bad_signature", f"tx {bad}")
@@ -214,6 +228,9 @@ class Intake:
         self, block: Block, result: BlockResult, origin: Connection | None, *, relay: bool, quiet: bool
     ) -> None:
         peer = origin.peer_id if origin is not None else None
+        if relay and result.connected:  # first: every hop's logging would delay the network
+            for accepted in result.connected[-RELAY_MAX_BLOCKS:]:
+                self.relay_block(accepted, origin)
         for reorg in result.reorgs:
             self.log.info(
                 "chain_reorganized",
@@ -250,9 +267,6 @@ class Intake:
                 # A clock more than 2 h fast is a fault, not an attack: it costs less than a ban.
                 points = POINTS_FUTURE_BLOCK if err.reason == "time_too_new" else POINTS_INVALID_BLOCK
                 self.manager.penalize(origin, points, f"invalid_block:{err.reason}")
-        if relay and result.connected:
-            for accepted in result.connected[-RELAY_MAX_BLOCKS:]:
-                self.relay_block(accepted, origin)
 
     def relay_block(self, block: Block, origin: Connection | None) -> None:
         self.manager.broadcast(self.frame(m.NewBlock(block=block)), block.block_hash, exclude=origin)

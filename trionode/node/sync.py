@@ -184,9 +184,7 @@ class Consensus:
         if blocks:
             # Cheapest first (protocol.md 10): no signature is checked in or after a block that
             # fails a rule decidable from the block alone; the loop below rejects that block.
-            failing = await self.owner.call(
-                lambda chain: next((i for i, b in enumerate(blocks) if body_failure(b, chain)), None)
-            )
+            failing = next((i for i, b in enumerate(blocks) if body_failure(b, self.intake.params)), None)
             if failing is not None:
                 blocks = blocks[: failing + 1]
             checked = blocks if failing is None else blocks[:failing]
