@@ -22,11 +22,20 @@ FOUND = [
     # and was never redialled once other peers filled the outbound quota: a cluster cut off
     pytest.param(470, 20, id="configured-seed-forgotten-after-restart"),
 ]
+# With a peer limit of 8 in a 20-node network, a node whose seeds were all full stayed alone
+# forever; a too_many_peers refusal now names other nodes to try.
+FOUND_FULL = [pytest.param(5, id="alone-behind-full-seeds"), pytest.param(28, id="alone-behind-full-seeds-2")]
 
 
 @pytest.mark.parametrize(("seed", "nodes"), FOUND)
 def test_seed_that_found_a_bug_holds(seed: int, nodes: int) -> None:
     result = run_scenario(Spec(seed=seed, nodes=nodes))
+    assert result.ok, result.violations
+
+
+@pytest.mark.parametrize("seed", FOUND_FULL)
+def test_seed_with_full_nodes_holds(seed: int) -> None:
+    result = run_scenario(Spec(seed=seed, nodes=20, max_peers=8))
     assert result.ok, result.violations
 
 

@@ -37,8 +37,8 @@ class Spec:
     heartbeat_interval: float = 10.0
     sync_interval: float = 30.0
     # 0: room for every node at every node. A limit (plus room for the nodes configured to
-    # dial each node) exercises full nodes, and a known gap: a node whose seeds are all full
-    # of other peers stays alone (no eviction of inbound peers, no addresses on refusal).
+    # dial each node) exercises full nodes: a refused node must find room elsewhere from the
+    # addresses its refusal carries (protocol.md 8.4).
     max_peers: int = 0
     outbound_target: int = 3
     difficulty: int = 1
