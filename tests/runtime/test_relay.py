@@ -150,3 +150,39 @@ async def test_orphan_block_fetches_its_missing_parents(
         assert n2.owner.snapshot.height == 5
         n1.stop()
         n2.stop()
+
+
+class RecordingSolver:
+    """Never finds a nonce; records the previous hash of every template it is asked about."""
+
+    workers = 1
+
+    def __init__(self) -> None:
+        self.prev_hashes: list[bytes] = []
+
+    async def search(self, prefix: bytes, target: int, start: int) -> tuple[int | None, int]:
+        await trio.sleep(0.01)  # a round of work takes (simulated) time
+        self.prev_hashes.append(prefix[12:44])  # version (4) and height (8), then prev_hash
+        return None, 1000
+
+
+async def test_mining_abandons_its_template_when_the_tip_moves(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trio.open_nursery() as nursery:
+        _, (n1, n2) = await start_line(nursery, tmp_path, 2)
+        solver = RecordingSolver()
+        n2.miner.solver = solver
+        nursery.start_soon(n2.miner.mine_one, BOB.address)
+        await wait_until(lambda: len(solver.prev_hashes) >= 3)
+        assert set(solver.prev_hashes) == {PARAMS.network}  # working on genesis
+        await mine(n1, ALICE)  # a block from elsewhere moves n2's tip
+        new_tip = bytes.fromhex(n1.owner.snapshot.tip)
+        await wait_until(lambda: n2.owner.snapshot.tip == new_tip.hex())
+        rounds_before = len(solver.prev_hashes)
+        await wait_until(lambda: len(solver.prev_hashes) >= rounds_before + 2)
+        # At most the round in flight finished on the old template; then the new tip.
+        assert solver.prev_hashes[rounds_before + 1] == new_tip
+        n1.stop()
+        n2.stop()
+        nursery.cancel_scope.cancel()
