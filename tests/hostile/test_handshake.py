@@ -26,7 +26,7 @@ from tests.hostile.encoder import (
 from tests.hostile.expect import established, protocol_violation, refused, still_connected
 from tests.hostile.peer import TrioPeer, count
 from tests.runtime.harness import events, make_node, wait_until
-from trionode.sim.transport import MemoryNetwork
+from trionode.sim.network import SimNetwork
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def autojump_clock() -> trio.testing.MockClock:
 async def test_silence_ends_in_handshake_timeout_after_10_s(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     target = make_node(net, "10.0.0.1", tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(target.run)
@@ -149,7 +149,7 @@ async def test_silence_ends_in_handshake_timeout_after_10_s(
 async def test_hello_and_then_nothing_is_dropped_after_3_heartbeat_intervals(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     target = make_node(net, "10.0.0.1", tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(target.run)
@@ -172,7 +172,7 @@ async def test_hello_and_then_nothing_is_dropped_after_3_heartbeat_intervals(
 async def test_a_silent_listener_the_node_dialled_times_out_after_10_s(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     accepted: list[TrioPeer] = []
     got_hello = trio.Event()
     closed_at: list[float] = []

@@ -17,7 +17,7 @@ from tests.hostile.encoder import heartbeat
 from tests.hostile.expect import disconnected, established, still_connected
 from tests.hostile.peer import TrioPeer, count
 from tests.runtime.harness import events, make_node
-from trionode.sim.transport import MemoryNetwork
+from trionode.sim.network import SimNetwork
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ async def answer_for(peer: TrioPeer, seconds: float) -> None:
 async def test_a_peer_that_does_not_answer_is_dropped_after_3_intervals(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, attack: str
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     target = make_node(net, "10.0.0.1", tmp_path)
     interval = target.config.heartbeat_interval
     async with trio.open_nursery() as nursery:
@@ -65,7 +65,7 @@ async def test_a_peer_that_does_not_answer_is_dropped_after_3_intervals(
 async def test_a_peer_that_answers_stays_and_only_our_nonce_is_echoed(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     target = make_node(net, "10.0.0.1", tmp_path)
     interval = target.config.heartbeat_interval
     async with trio.open_nursery() as nursery:

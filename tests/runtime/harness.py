@@ -13,7 +13,7 @@ from trionode.node.app import Environment, Node
 from trionode.node.config import NodeConfig
 from trionode.node.logging import make_capturing_logger
 from trionode.node.workers import InlineSignatureChecker, InlineSolver
-from trionode.sim.transport import MemoryNetwork
+from trionode.sim.network import SimNetwork
 
 BASE_TIME = 1_800_000_000.0  # simulated wall clock starts here (2027-01-15)
 PARAMS = ChainParams(difficulty=1)
@@ -55,7 +55,7 @@ def wall() -> float:
 
 
 def make_node(
-    net: MemoryNetwork,
+    net: SimNetwork,
     host: str,
     root: Path,
     *,

@@ -28,7 +28,7 @@ from trionode.chain.tree import Chain
 from trionode.node.app import Node
 from trionode.node.sync import FIRST_ROUND, STALL_TIMEOUT
 from trionode.node.workers import InlineSignatureChecker
-from trionode.sim.transport import MemoryNetwork
+from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
 
@@ -145,7 +145,7 @@ class FakePeer:
 
 async def open_peer(
     nursery: trio.Nursery,
-    net: MemoryNetwork,
+    net: SimNetwork,
     host: str,
     node: Node,
     peer_id: int,
@@ -206,7 +206,7 @@ def bad_pow_block(path: Path) -> Block:
 async def test_ban_refuses_the_peer_survives_a_restart_and_expires(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     ban_time = 3_600.0
     a = make_node(net, "10.0.0.1", tmp_path, ban_time=ban_time)
     bad = bad_pow_block(tmp_path / "bad.db")
@@ -254,7 +254,7 @@ async def test_ban_refuses_the_peer_survives_a_restart_and_expires(
 async def test_on_loopback_the_ban_applies_to_the_node_id_only(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "127.0.0.1", tmp_path)
     bad = bad_pow_block(tmp_path / "bad.db")
     async with trio.open_nursery() as nursery:
@@ -289,7 +289,7 @@ async def test_on_loopback_the_ban_applies_to_the_node_id_only(
 async def test_heartbeat_showing_more_work_wakes_the_consensus_loop(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
     blocks, work = build_chain(tmp_path / "prep.db", 3)
     async with trio.open_nursery() as nursery:
@@ -312,7 +312,7 @@ async def test_heartbeat_showing_more_work_wakes_the_consensus_loop(
         a.stop()
 
 
-async def honest_node_ahead(nursery: trio.Nursery, net: MemoryNetwork, tmp_path: Path, count: int) -> Node:
+async def honest_node_ahead(nursery: trio.Nursery, net: SimNetwork, tmp_path: Path, count: int) -> Node:
     """A node on 10.0.0.2 with ``count`` blocks, connected to no one yet."""
     b = make_node(net, "10.0.0.2", tmp_path)
     await nursery.start(b.run)
@@ -324,7 +324,7 @@ async def honest_node_ahead(nursery: trio.Nursery, net: MemoryNetwork, tmp_path:
 async def test_peer_claiming_more_work_than_it_delivers_is_penalised_and_next_peer_tried(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -360,7 +360,7 @@ async def test_peer_claiming_more_work_than_it_delivers_is_penalised_and_next_pe
 async def test_stalled_sync_peer_is_dropped_after_30s_and_the_next_one_tried(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -394,7 +394,7 @@ async def test_transaction_refused_for_a_nonce_gap_is_accepted_once_its_predeces
     (``nonce_gap``, a race, no penalty); the copy that follows nonce 0 must then be accepted,
     not ignored as already processed, or the node never relays it."""
     alice = KeyPair(bytes(31) + b"\x0a")
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -427,7 +427,7 @@ async def test_sync_peer_that_disconnects_mid_session_is_given_up_at_once(
 ) -> None:
     """A peer that leaves (rather than stalls) cannot answer: the round moves on to the next
     peer without waiting out the 30 s stall timeout."""
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -462,7 +462,7 @@ async def test_sync_peer_is_not_timed_out_while_the_node_validates_its_batch(
 ) -> None:
     """The peer's heartbeat echoes wait in our socket behind the batch we are validating: its
     silence is our own, and must not get it disconnected as ``timeout``."""
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
     interval = a.config.heartbeat_interval
     a.consensus.signatures = SlowSignatures(5 * interval)

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from tests.runtime.harness import events, make_node, wait_until, wall
-from trionode.sim.transport import MemoryNetwork
+from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
 
@@ -21,7 +21,7 @@ def autojump_clock() -> trio.testing.MockClock:
 async def test_two_nodes_connect_and_measure_rtt(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path)
     b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
     async with trio.open_nursery() as nursery:
@@ -41,7 +41,7 @@ async def test_two_nodes_connect_and_measure_rtt(
 async def test_silent_peer_fails_handshake_after_10s(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -57,7 +57,7 @@ async def test_silent_peer_fails_handshake_after_10s(
 async def test_peer_silent_after_handshake_is_dropped_after_three_intervals(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -92,7 +92,7 @@ async def test_peer_silent_after_handshake_is_dropped_after_three_intervals(
 async def test_unreachable_seed_is_redialled_with_growing_backoff(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.7:5001",))
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -116,7 +116,7 @@ async def test_unreachable_seed_is_redialled_with_growing_backoff(
 async def test_line_topology_discovers_the_far_end(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     n1 = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
     n2 = make_node(net, "10.0.0.2", tmp_path)
     n3 = make_node(net, "10.0.0.3", tmp_path, peers=("10.0.0.2:5001",))
@@ -132,7 +132,7 @@ async def test_line_topology_discovers_the_far_end(
 async def test_discover_false_only_dials_configured_peers(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     n1 = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",), discover=False)
     n2 = make_node(net, "10.0.0.2", tmp_path)
     n3 = make_node(net, "10.0.0.3", tmp_path, peers=("10.0.0.2:5001",), discover=False)
@@ -150,7 +150,7 @@ async def test_discover_false_only_dials_configured_peers(
 async def test_peers_json_survives_restart_and_peers_are_redialled(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path)
     b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
     async with trio.open_nursery() as nursery:
@@ -172,7 +172,7 @@ async def test_peers_json_survives_restart_and_peers_are_redialled(
 
 
 async def test_stale_peers_leave_the_table(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, peer_timeout=60.0)
     b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
     async with trio.open_nursery() as nursery:
@@ -191,7 +191,7 @@ async def test_stale_peers_leave_the_table(tmp_path: Path, autojump_clock: trio.
 async def test_self_connection_is_closed_and_never_redialled(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.1:5001",))
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -213,7 +213,7 @@ async def test_a_settled_connection_cannot_be_evicted_by_a_stranger_claiming_its
         for s in range(100)
         if random.Random(f"{s}:10.0.0.2").getrandbits(128) < random.Random(f"{s}:10.0.0.1").getrandbits(128)
     )
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",), seed=seed)
     b = make_node(net, "10.0.0.2", tmp_path, seed=seed)
     assert b.node_id < a.node_id
@@ -235,7 +235,7 @@ async def test_a_settled_connection_cannot_be_evicted_by_a_stranger_claiming_its
             agent="impostor",
         )
         await stream.send_all(m.encode_message(hello, claimed, wall()))
-        refused = await events(a).wait_for("handshake_failed", address="10.0.0.66:40001")
+        refused = await events(a).wait_for("handshake_failed", address="10.0.0.66:32768")
         assert refused["reason"] == "duplicate_connection"
         assert not events(a).matching("peer_disconnected", peer=b.node_id)
         assert b.node_id in a.manager.connections
@@ -248,7 +248,7 @@ async def test_late_echoes_still_count_as_signs_of_life(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """A peer whose round trip exceeds one interval answers every ping late: not a timeout."""
-    net = MemoryNetwork()
+    net = SimNetwork()
     a = make_node(net, "10.0.0.1", tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
@@ -293,7 +293,7 @@ async def test_late_echoes_still_count_as_signs_of_life(
 async def test_a_node_whose_seed_is_full_is_told_where_else_to_go(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    net = MemoryNetwork()
+    net = SimNetwork()
     hub = make_node(net, "10.0.0.1", tmp_path, max_peers=2, outbound_target=1)
     assert hub.manager.limits.max_inbound == 1
     other = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))

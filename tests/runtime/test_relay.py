@@ -11,7 +11,7 @@ from trionode.chain.amounts import COIN
 from trionode.chain.keys import KeyPair
 from trionode.chain.transaction import sign_transaction
 from trionode.node.app import Node
-from trionode.sim.transport import MemoryNetwork
+from trionode.sim.network import SimNetwork
 
 
 @pytest.fixture
@@ -41,8 +41,8 @@ def tips(*nodes: Node) -> set[str]:
 
 async def start_line(
     nursery: trio.Nursery, tmp_path: Path, count: int, **overrides: object
-) -> tuple[MemoryNetwork, list[Node]]:
-    net = MemoryNetwork()
+) -> tuple[SimNetwork, list[Node]]:
+    net = SimNetwork()
     nodes = []
     for i in range(count):
         peers = (f"10.0.0.{i}:5001",) if i else ()
