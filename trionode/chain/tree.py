@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from trionode.chain.audit import replay
 from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, Block, BlockHeader
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
@@ -574,41 +575,7 @@ class Chain:
 
     def validate_all(self, now_ms: int, progress: Callable[[int], None] | None = None) -> list[str]:
         """Re-check the stored main chain from genesis with every rule; errors, empty if valid."""
-        errors: list[str] = []
-        ledger = Ledger()
-        genesis = self.block_at(0)
-        if genesis is None or genesis.block_hash != self.network:
-            errors.append("height 0: genesis does not match the parameters")
-        for height in range(1, len(self.main)):
-            try:
-                block = self.block_at(height)
-            except StoreError as exc:  # a body that no longer decodes
-                errors.append(f"height {height}: {exc}")
-                break
-            if block is None:
-                errors.append(f"height {height}: body missing")
-                break
-            parent = self.index[self.main[height - 1]]
-            try:
-                if block.block_hash != self.main[height]:
-                    raise ValidationError("bad_hash", "recomputed hash differs from the index")
-                check_block_body(block, self.params)
-                check_signatures(block.txs[1:], self.network)
-                check_header_context(
-                    block.header,
-                    parent.header,
-                    self._ancestor_times(parent),
-                    self._expected_target(parent),
-                    now_ms,
-                )
-                ledger.apply_block(block)
-            except ValidationError as exc:
-                errors.append(f"height {height}: {exc}")
-                break
-            if progress is not None:
-                progress(height)
+        errors, ledger = replay(self.params, self.block, self.main, now_ms, progress)
         if not errors and ledger.balances != self.ledger.balances:
             errors.append("ledger differs from a replay of the chain")
-        if not errors and ledger.total() != self.params.mining_reward * self.height:
-            errors.append("balances do not sum to the rewards issued")
         return errors
