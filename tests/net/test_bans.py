@@ -5,8 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from trionode.net.bans import BAN_SCORE, MAX_SCORES, BanList, ban_key, is_loopback
-from trionode.net.manager import POINTS_INVALID_BLOCK, POINTS_INVALID_TX, POINTS_PROTOCOL, POINTS_UNDELIVERED
+from trionode.net.bans import (
+    BAN_SCORE,
+    MAX_SCORES,
+    POINTS_INVALID_BLOCK,
+    POINTS_INVALID_TX,
+    POINTS_PROTOCOL,
+    POINTS_UNDELIVERED,
+    BanList,
+    ban_key,
+    is_loopback,
+)
 
 NOW = 1_800_000_000.0
 DAY = 86_400.0

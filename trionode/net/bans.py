@@ -17,6 +17,12 @@ from trionode.atomic_file import write_atomic
 
 # Bitcoin Core's discouragement threshold: one invalid block, or several lesser offences.
 BAN_SCORE: Final = 100
+# Misbehaviour points (protocol.md, "Misbehaviour"); 100 bans.
+POINTS_PROTOCOL: Final = 34  # malformed or oversized frame, message out of order
+POINTS_INVALID_BLOCK: Final = 100
+POINTS_FUTURE_BLOCK: Final = 20  # a block over 2 h ahead of our clock: maybe just a fast clock
+POINTS_INVALID_TX: Final = 20  # forged signature, malformed transaction
+POINTS_UNDELIVERED: Final = 20  # claimed more work than it delivered
 # Bounded memory for scores of peers that have not (yet) been banned.
 MAX_SCORES: Final = 10_000
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 import trio
 
-from trionode.net.bans import BanList, ban_key
-from trionode.net.candidates import PERSISTENT_SOURCES, Candidates
+from trionode.net.bans import POINTS_PROTOCOL, BanList, ban_key
+from trionode.net.candidates import Candidates
 from trionode.net.connection import Connection
+from trionode.net.discovery import REFUSAL_ADDRESSES, known_addresses, learn
 from trionode.net.peers import SAVE_DEBOUNCE, PeerTable
 from trionode.net.transport import Transport
 from trionode.net.wakeup import Wakeup
@@ -33,29 +34,6 @@ DIAL_TIMEOUT: Final = 10.0
 MAX_HANDSHAKING: Final = 64
 # Rewrite peers.json at least this often while connected, so last_seen stays roughly current.
 SAVE_EVERY: Final = 60.0
-# Dialer re-checks candidates at least this often, and asks peers for addresses this often
-# while short of its outbound target.
-DIAL_TICK: Final = 5.0
-DISCOVERY_INTERVAL: Final = 300.0
-# Address rate limit per peer (Bitcoin's addr token bucket): a burst of one full answer,
-# then one address per 10 s; addresses beyond the budget are ignored.
-ADDR_BURST: Final = 1_000.0
-ADDR_RATE: Final = 0.1
-# We answer at most one PeerDiscovery request per peer per this many seconds.
-DISCOVERY_ANSWER_EVERY: Final = 60.0
-MAX_DISCOVERY_ANSWER: Final = 1_000
-# Addresses sent with a too_many_peers refusal: enough to find room elsewhere.
-REFUSAL_ADDRESSES: Final = 100
-
-# The heartbeat loop wakes this many times per interval, pinging the peers that are due.
-HEARTBEAT_TICKS: Final = 10
-
-# Misbehaviour points (protocol.md, "Misbehaviour"); 100 bans.
-POINTS_PROTOCOL: Final = 34  # malformed or oversized frame, message out of order
-POINTS_INVALID_BLOCK: Final = 100
-POINTS_FUTURE_BLOCK: Final = 20  # a block over 2 h ahead of our clock: maybe just a fast clock
-POINTS_INVALID_TX: Final = 20  # forged signature, malformed transaction
-POINTS_UNDELIVERED: Final = 20  # claimed more work than it delivered
 
 
 @dataclass
@@ -98,10 +76,10 @@ class PeerManager:
         self.transport = transport
         self.limits = limits
         self.wall = wall
-        self._bits = rng_bits
+        self.rng_bits = rng_bits
         self.candidates = candidates
         self._hello = hello
-        self._heartbeat = heartbeat
+        self.heartbeat_message = heartbeat
         self.log = log
         self.table = PeerTable(data_dir / "peers.json" if data_dir else None)
         self.bans = BanList(data_dir / "bans.json" if data_dir else None, ban_time)
@@ -172,7 +150,7 @@ class PeerManager:
             # and backs off, instead of a completed connection it redials within a second.
             # The refusal names other nodes to try: a node whose seeds are all full is not
             # left alone.
-            others = tuple(self.known_addresses(exclude=None)[:REFUSAL_ADDRESSES])
+            others = tuple(known_addresses(self, exclude=None)[:REFUSAL_ADDRESSES])
             conn.close(
                 "too_many_peers",
                 m.Error(code="too_many_peers", reason="no inbound slots free", peers=others),
@@ -255,7 +233,7 @@ class PeerManager:
             else:
                 self.log.info("handshake_failed", address=conn.remote, reason=reason)
                 if conn.refusal is not None and conn.refusal.peers:
-                    self._learn(conn, list(conn.refusal.peers))
+                    learn(self, conn, list(conn.refusal.peers))
                 if conn.dialed is not None:
                     if reason == "self_connection":
                         self.our_addresses.add(conn.dialed)
@@ -388,152 +366,7 @@ class PeerManager:
 
     # ------------------------------------------------------------- discovery
 
-    def on_discovery(self, conn: Connection, msg: m.PeerDiscovery) -> None:
-        now = trio.current_time()
-        if msg.request:
-            last = conn.extra.get("answered_discovery")
-            if last is None or now - last >= DISCOVERY_ANSWER_EVERY:
-                conn.extra["answered_discovery"] = now
-                conn.send_message(
-                    m.PeerDiscovery(request=False, peers=self.known_addresses(exclude=conn.peer_id))
-                )
-        if not msg.peers:
-            return
-        tokens, stamp = conn.extra.get("addr_tokens", (ADDR_BURST, now))
-        tokens = min(ADDR_BURST, tokens + (now - stamp) * ADDR_RATE)
-        usable = int(tokens)
-        conn.extra["addr_tokens"] = (tokens - min(usable, len(msg.peers)), now)
-        if len(msg.peers) > usable:
-            self.log.debug("addresses_rate_limited", peer=conn.peer_id, ignored=len(msg.peers) - usable)
-        self._learn(conn, msg.peers[:usable])
-
-    def _learn(self, conn: Connection, entries: list[m.PeerInfo]) -> None:
-        """New dial candidates from a peer's addresses (when discovery is on)."""
-        if not self.limits.discover:
-            return
-        now = trio.current_time()
-        added = 0
-        for entry in entries:
-            peer_id = entry.node_id.hex()
-            if peer_id == self.node_id or entry.address in self.our_addresses:
-                continue
-            if peer_id in self.connections:
-                continue
-            if self.candidates.add(entry.address, "discovered", peer_id, now):
-                added += 1
-        if added:
-            self.log.debug("addresses_learned", peer=conn.peer_id, count=added)
-            self.dial_wakeup.poke()
-
-    def known_addresses(self, exclude: str | None) -> list[m.PeerInfo]:
-        entries: list[m.PeerInfo] = []
-        records = sorted(self.table.records.values(), key=lambda r: (not r.connected, -r.last_seen))
-        for record in records:
-            if record.address is None or record.node_id == exclude:
-                continue
-            entries.append(
-                m.PeerInfo(
-                    address=record.address, node_id=bytes.fromhex(record.node_id), last_seen=record.last_seen
-                )
-            )
-            if len(entries) >= MAX_DISCOVERY_ANSWER:
-                break
-        return entries
-
-    def announce(self, conn: Connection) -> None:
-        """Tell the other peers about a newly connected peer that accepts connections."""
-        if conn.listen_address is None or conn.peer_id is None:
-            return
-        entry = m.PeerInfo(
-            address=conn.listen_address, node_id=bytes.fromhex(conn.peer_id), last_seen=self.wall()
-        )
-        frame = m.encode_message(
-            m.PeerDiscovery(request=False, peers=[entry]), self.node_id_bytes, self.wall()
-        )
-        self.broadcast(frame, None, exclude=conn)
-
     # ------------------------------------------------------------- loops
-
-    async def dialer(self) -> NoReturn:
-        """Keep configured peers connected and fill outbound slots from the candidates."""
-        assert self.nursery is not None
-        last_ask = trio.current_time()
-        while True:
-            now = trio.current_time()
-            connected_addresses = {c.listen_address for c in self.connections.values()}
-            outbound = self.outbound_count
-            for cand in self.candidates.due(now):
-                if self.stopping or len(self.connections) + len(self.handshaking) >= self.limits.max_peers:
-                    break
-                if cand.address in connected_addresses or cand.address in self.our_addresses:
-                    cand.connected = cand.address in connected_addresses
-                    continue
-                if cand.node_id is not None and cand.node_id in self.connections:
-                    continue
-                persistent = cand.source in {"config", "cli"}
-                if not persistent and outbound >= self.limits.outbound_target:
-                    continue
-                if cand.source not in PERSISTENT_SOURCES and not self.limits.discover:
-                    continue
-                cand.dialling = True
-                outbound += 1
-                self.nursery.start_soon(self._dial_candidate, cand.address)
-            if self.outbound_count < self.limits.outbound_target and now - last_ask >= DISCOVERY_INTERVAL:
-                last_ask = now
-                if self.limits.discover:
-                    frame = m.encode_message(
-                        m.PeerDiscovery(request=True, peers=[]), self.node_id_bytes, self.wall()
-                    )
-                    self.broadcast(frame, None)
-            next_due = self.candidates.next_due()
-            # A candidate still due now was skipped on purpose (enough outbound peers, no room,
-            # already connected); what changes that pokes the wakeup. Waiting a full tick then,
-            # not 50 ms, keeps an idle node from waking 20 times a second.
-            timeout = DIAL_TICK if next_due is None or next_due <= now else min(DIAL_TICK, next_due - now)
-            await self.dial_wakeup.wait(timeout)
-
-    async def _dial_candidate(self, address: str) -> None:
-        try:
-            await self.dial(address)
-        except OSError as exc:
-            self.log.debug("dial_failed", address=address, detail=str(exc.strerror or exc))
-            self.candidates.failed(address, trio.current_time())
-            self.dial_wakeup.poke()  # a slot is free again: another candidate may be dialled
-        except ProtocolError:
-            self.candidates.forbid(address)
-
-    async def heartbeats(self) -> NoReturn:
-        """Ping every peer once per interval; drop peers silent for 3 intervals; clean the table.
-
-        Each peer is pinged at its own phase (one interval after it connected, then every
-        interval), and the loop wakes ``HEARTBEAT_TICKS`` times per interval: a thousand peers
-        are not all pinged, and do not all answer, in the same instant.
-        """
-        interval = self.limits.heartbeat_interval
-        tick = interval / HEARTBEAT_TICKS
-        last_clean = trio.current_time()
-        while True:
-            await trio.sleep(tick)
-            now = trio.current_time()
-            for conn in list(self.connections.values()):
-                if conn.closing:
-                    continue
-                if now - conn.last_message > 3 * interval and not conn.busy:
-                    conn.close(
-                        "timeout", m.Error(code="timeout", reason="no message for 3 heartbeat intervals")
-                    )
-                    continue
-                due = conn.extra.setdefault("next_ping", conn.connected_at + interval)
-                if now < due:
-                    continue
-                conn.extra["next_ping"] = max(due + interval, now)
-                nonce = self._bits(63)
-                conn.ping(nonce, now)
-                conn.send_message(self._heartbeat(nonce, False))
-            if now - last_clean >= interval:
-                last_clean = now
-                for node_id in self.table.remove_stale(self.wall(), self.limits.peer_timeout):
-                    self.log.info("peer_forgotten", peer=node_id, reason="stale")
 
     async def saver(self) -> NoReturn:
         """Write peers.json when it changed, at most every few seconds (debounced)."""

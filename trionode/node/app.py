@@ -26,6 +26,9 @@ from trionode.chain.store import Store
 from trionode.chain.tree import Chain
 from trionode.net.candidates import Candidates
 from trionode.net.connection import Connection
+from trionode.net.dialer import dial_loop
+from trionode.net.discovery import announce
+from trionode.net.heartbeat import heartbeat_loop
 from trionode.net.manager import Limits, PeerManager
 from trionode.net.transport import TcpTransport, Transport
 from trionode.node.chain_owner import ChainOwner
@@ -203,7 +206,7 @@ class Node:
     def _on_new_peer(self, conn: Connection) -> None:
         if self.config.discover:
             conn.send_message(m.PeerDiscovery(request=True, peers=[]))
-        self.manager.announce(conn)
+        announce(self.manager, conn)
         self.consensus.on_peer_work(conn)
         self.spawn(self.intake.offer_mempool, conn)
 
@@ -262,8 +265,8 @@ class Node:
                     agent=AGENT,
                 )
                 self.log.info("listening", address=self.listen_address)
-                root.start_soon(self.manager.dialer)
-                root.start_soon(self.manager.heartbeats)
+                root.start_soon(dial_loop, self.manager)
+                root.start_soon(heartbeat_loop, self.manager)
                 root.start_soon(self.manager.saver)
                 root.start_soon(self.consensus.loop)
                 if mining_address is not None:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from trionode.net.connection import SERVE_BACKLOG, Connection
+from trionode.net.discovery import on_discovery
 from trionode.wire import messages as m
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class Dispatcher:
         elif isinstance(msg, m.ResponseChain):
             await node.consensus.on_response(conn, msg)
         elif isinstance(msg, m.PeerDiscovery):
-            node.manager.on_discovery(conn, msg)
+            on_discovery(node.manager, conn, msg)
         elif isinstance(msg, m.Error):
             node.log.info("peer_error", peer=conn.peer_id, code=msg.code, reason=msg.reason)
             conn.close(f"peer_error:{msg.code}")

@@ -16,9 +16,10 @@ from trionode.chain.params import ChainParams
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import BlockResult, Chain
 from trionode.chain.validation import check_block_body
+from trionode.net.bans import POINTS_FUTURE_BLOCK, POINTS_INVALID_BLOCK, POINTS_INVALID_TX
 from trionode.net.connection import Connection
 from trionode.net.inventory import NODE_SEEN, RollingSet
-from trionode.net.manager import POINTS_FUTURE_BLOCK, POINTS_INVALID_BLOCK, POINTS_INVALID_TX, PeerManager
+from trionode.net.manager import PeerManager
 from trionode.node.chain_owner import ChainOwner
 from trionode.node.workers import INLINE_SIGNATURES, SignatureChecker
 from trionode.wire import messages as m

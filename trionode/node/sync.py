@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import trio
 
 from trionode.chain.block import Block
+from trionode.net.bans import POINTS_INVALID_BLOCK, POINTS_UNDELIVERED
 from trionode.net.connection import Connection
-from trionode.net.manager import POINTS_INVALID_BLOCK, POINTS_UNDELIVERED, PeerManager
+from trionode.net.manager import PeerManager
 from trionode.net.wakeup import Wakeup
 from trionode.node.chain_owner import ChainOwner
 from trionode.node.intake import Intake, body_failure

@@ -1,0 +1,94 @@
+"""Discovery: answering and learning peer addresses (PeerDiscovery, protocol.md 8.4).
+
+After a handshake each side asks for addresses; answers are rate-limited per peer (a token
+bucket, as Bitcoin Core does for addr), and what is learnt becomes dial candidates when
+discovery is on. A newly connected peer that accepts connections is announced to the others.
+"""
+
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from trionode.net.connection import Connection
+from trionode.wire import messages as m
+
+if TYPE_CHECKING:
+    from trionode.net.manager import PeerManager
+
+# Address rate limit per peer (Bitcoin's addr token bucket): a burst of one full answer,
+# then one address per 10 s; addresses beyond the budget are ignored.
+ADDR_BURST: Final = 1_000.0
+ADDR_RATE: Final = 0.1
+# We answer at most one PeerDiscovery request per peer per this many seconds.
+DISCOVERY_ANSWER_EVERY: Final = 60.0
+MAX_DISCOVERY_ANSWER: Final = 1_000
+# Addresses sent with a too_many_peers refusal: enough to find room elsewhere.
+REFUSAL_ADDRESSES: Final = 100
+
+
+def on_discovery(manager: "PeerManager", conn: Connection, msg: m.PeerDiscovery) -> None:
+    now = trio.current_time()
+    if msg.request:
+        last = conn.extra.get("answered_discovery")
+        if last is None or now - last >= DISCOVERY_ANSWER_EVERY:
+            conn.extra["answered_discovery"] = now
+            conn.send_message(
+                m.PeerDiscovery(request=False, peers=known_addresses(manager, exclude=conn.peer_id))
+            )
+    if not msg.peers:
+        return
+    tokens, stamp = conn.extra.get("addr_tokens", (ADDR_BURST, now))
+    tokens = min(ADDR_BURST, tokens + (now - stamp) * ADDR_RATE)
+    usable = int(tokens)
+    conn.extra["addr_tokens"] = (tokens - min(usable, len(msg.peers)), now)
+    if len(msg.peers) > usable:
+        manager.log.debug("addresses_rate_limited", peer=conn.peer_id, ignored=len(msg.peers) - usable)
+    learn(manager, conn, msg.peers[:usable])
+
+
+def learn(manager: "PeerManager", conn: Connection, entries: list[m.PeerInfo]) -> None:
+    """New dial candidates from a peer's addresses (when discovery is on)."""
+    if not manager.limits.discover:
+        return
+    now = trio.current_time()
+    added = 0
+    for entry in entries:
+        peer_id = entry.node_id.hex()
+        if peer_id == manager.node_id or entry.address in manager.our_addresses:
+            continue
+        if peer_id in manager.connections:
+            continue
+        if manager.candidates.add(entry.address, "discovered", peer_id, now):
+            added += 1
+    if added:
+        manager.log.debug("addresses_learned", peer=conn.peer_id, count=added)
+        manager.dial_wakeup.poke()
+
+
+def known_addresses(manager: "PeerManager", exclude: str | None) -> list[m.PeerInfo]:
+    entries: list[m.PeerInfo] = []
+    records = sorted(manager.table.records.values(), key=lambda r: (not r.connected, -r.last_seen))
+    for record in records:
+        if record.address is None or record.node_id == exclude:
+            continue
+        entries.append(
+            m.PeerInfo(
+                address=record.address, node_id=bytes.fromhex(record.node_id), last_seen=record.last_seen
+            )
+        )
+        if len(entries) >= MAX_DISCOVERY_ANSWER:
+            break
+    return entries
+
+
+def announce(manager: "PeerManager", conn: Connection) -> None:
+    """Tell the other peers about a newly connected peer that accepts connections."""
+    if conn.listen_address is None or conn.peer_id is None:
+        return
+    entry = m.PeerInfo(
+        address=conn.listen_address, node_id=bytes.fromhex(conn.peer_id), last_seen=manager.wall()
+    )
+    frame = m.encode_message(
+        m.PeerDiscovery(request=False, peers=[entry]), manager.node_id_bytes, manager.wall()
+    )
+    manager.broadcast(frame, None, exclude=conn)
