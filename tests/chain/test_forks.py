@@ -1,6 +1,7 @@
 """Fork choice: most work wins, ties keep the first seen, reorgs move transactions, and a
 branch with an invalid block never becomes the main chain."""
 
+from trionode.chain.audit import replay
 from trionode.chain.block import Block
 from trionode.chain.store import STATUS_INVALID, STATUS_VALID
 from trionode.chain.tree import Chain, Reorg
@@ -217,3 +218,17 @@ def test_dropped_lists_what_a_reorg_invalidates(funded: Chain) -> None:
     assert {tx.txid for tx in result.dropped} == {gift.txid, spend.txid}
     assert len(funded.mempool) == 0
     assert_consistent(funded)
+
+
+def test_the_audit_refuses_a_main_chain_that_does_not_link(chain: Chain) -> None:
+    # Two branches from genesis; a "main chain" that jumps from one to the other is refused
+    # at the jump, which is what `trionode validate` reports for a store whose links broke.
+    ours = extend(chain, 2, address(1))
+    theirs = branch(EASY, EASY.genesis.header, 2)
+    for block in theirs:
+        add(chain, block)
+    genesis = EASY.genesis.block_hash
+    assert replay(EASY, chain.block, [genesis, ours[0].block_hash, ours[1].block_hash], NOW)[0] == []
+    spliced = [genesis, ours[0].block_hash, theirs[1].block_hash]
+    errors = replay(EASY, chain.block, spliced, NOW)[0]
+    assert len(errors) == 1 and errors[0].startswith("height 2: bad_link"), errors

@@ -8,6 +8,7 @@ import hashlib
 
 import pytest
 
+from trionode.chain.amounts import MAX_MONEY
 from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, MAX_BLOCK_TXS, Block, BlockHeader
 from trionode.chain.errors import ValidationError
 from trionode.chain.merkle import merkle_root
@@ -309,6 +310,17 @@ def test_coinbase_is_spendable_in_the_same_block(funded: Chain) -> None:
     block = mine(funded, miner=address(5), txs=[pay(5, 4, REWARD, 0)])
     assert_connected(funded, block)
     assert funded.balance(address(4)) == REWARD
+
+
+def test_no_balance_may_exceed_max_money() -> None:
+    # Reachable only with a reward near MAX_MONEY ([chain] mining_reward allows it): the second
+    # reward to one address would push it past what an amount can hold.
+    params = ChainParams(difficulty=1, mining_reward=MAX_MONEY)
+    chain = new_chain(params)
+    assert_connected(chain, build_block(params, chain.tip.header, miner=address(1)))
+    assert_rejected(chain, build_block(params, chain.tip.header, miner=address(1)), "balance_overflow")
+    assert_connected(chain, build_block(params, chain.tip.header, miner=address(2)))
+    assert chain.balance(address(1)) == chain.balance(address(2)) == MAX_MONEY
 
 
 def test_zero_amount(funded: Chain) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from trionode.chain.audit import validate_store
 from trionode.chain.block import Block
 from trionode.chain.encoding import packb, unpackb
 from trionode.chain.params import ChainParams
@@ -162,12 +163,26 @@ def _tamper_body(path: Path, height: int, edit: object) -> None:
         db.close()
 
 
-def test_validate_all_catches_a_changed_transaction(db_path: Path) -> None:
+def _tampered_store_is_refused_at_open_and_validate_names_the_rule(
+    db_path: Path, main: list[bytes], height: int, what: str, rule: str
+) -> None:
+    with pytest.raises(StoreError, match=f"height {height}.*{what}.*trionode validate"):
+        open_chain(db_path)
+    store = Store(db_path, readonly=True)  # what `trionode validate` reads
+    try:
+        errors = validate_store(EASY, store, main, NOW)
+    finally:
+        store.close()
+    assert errors and errors[0].startswith(f"height {height}: {rule}"), errors
+
+
+def test_a_changed_transaction_is_caught_at_open_and_by_validate(db_path: Path) -> None:
     chain = funded_on_disk(db_path)
     add(chain, mine(chain, txs=[pay(1, 3, COIN, 0)]))
     extend(chain, 2)
     chain.commit()
     assert chain.validate_all(NOW) == []
+    main = list(chain.main)
     chain.store.close()
 
     def richer(body: list[list[object]]) -> bytes:
@@ -175,15 +190,16 @@ def test_validate_all_catches_a_changed_transaction(db_path: Path) -> None:
         return packb(body)
 
     _tamper_body(db_path, 3, richer)
-    again = open_chain(db_path)  # the ledger replays fine: only the full check sees it
-    errors = again.validate_all(NOW)
-    assert len(errors) == 1 and errors[0].startswith("height 3: bad_merkle_root"), errors
+    _tampered_store_is_refused_at_open_and_validate_names_the_rule(
+        db_path, main, 3, "Merkle root", "bad_merkle_root"
+    )
 
 
-def test_validate_all_catches_a_changed_coinbase_time(db_path: Path) -> None:
+def test_a_changed_coinbase_time_is_caught_at_open_and_by_validate(db_path: Path) -> None:
     chain = funded_on_disk(db_path)
     extend(chain, 3)
     chain.commit()
+    main = list(chain.main)
     chain.store.close()
 
     def later(body: list[list[object]]) -> bytes:
@@ -191,14 +207,16 @@ def test_validate_all_catches_a_changed_coinbase_time(db_path: Path) -> None:
         return packb(body)
 
     _tamper_body(db_path, 4, later)
-    errors = open_chain(db_path).validate_all(NOW)
-    assert errors and errors[0].startswith("height 4: bad_merkle_root"), errors
+    _tampered_store_is_refused_at_open_and_validate_names_the_rule(
+        db_path, main, 4, "Merkle root", "bad_merkle_root"
+    )
 
 
-def test_validate_all_catches_a_changed_header(db_path: Path) -> None:
+def test_a_changed_header_is_caught_at_open_and_by_validate(db_path: Path) -> None:
     chain = funded_on_disk(db_path)
     extend(chain, 2)
     chain.commit()
+    main = list(chain.main)
     target_hash = chain.main[3]
     chain.store.close()
     db = sqlite3.connect(db_path)
@@ -207,22 +225,53 @@ def test_validate_all_catches_a_changed_header(db_path: Path) -> None:
     db.execute("UPDATE blocks SET header = ? WHERE hash = ?", (bytes(header), target_hash))
     db.commit()
     db.close()
-    errors = open_chain(db_path).validate_all(NOW)
-    assert errors and errors[0].startswith("height 3: bad_hash"), errors
+    _tampered_store_is_refused_at_open_and_validate_names_the_rule(db_path, main, 3, "hashes to", "bad_hash")
+
+
+def test_an_unreadable_pending_transaction_is_dropped_and_counted_not_fatal(db_path: Path) -> None:
+    chain = funded_on_disk(db_path)
+    chain.add_transaction(pay(1, 3, COIN, 0), NOW)
+    chain.add_transaction(pay(1, 3, COIN, 1), NOW)
+    chain.commit()
+    assert len(chain.mempool) == 2
+    chain.store.close()
+    db = sqlite3.connect(db_path)
+    db.execute("UPDATE mempool SET body = ? WHERE seq = (SELECT max(seq) FROM mempool)", (b"\xc1",))
+    db.commit()
+    db.close()
+    again = open_chain(db_path)
+    assert again.store.damaged_mempool_rows == 1
+    assert len(again.mempool) == 1  # the readable one survives
+    again.store.close()
+    assert open_chain(db_path).store.damaged_mempool_rows == 0  # the bad row is gone for good
+
+
+def test_a_read_only_store_writes_nothing(db_path: Path, tmp_path: Path) -> None:
+    chain = funded_on_disk(db_path)
+    chain.store.close()
+    store = Store(db_path, readonly=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.set_meta("tip", bytes(32))
+    finally:
+        store.close()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(StoreError, match="not a chain store"):
+        Store(empty, readonly=True)
+    assert empty.stat().st_size == 0  # and nothing was created in it
 
 
 def test_overspending_stored_block_is_refused_at_open(db_path: Path) -> None:
+    # A well-formed block (hash, Merkle root and proof of work all fine) that breaks a ledger
+    # rule, written as the tip behind the chain's back: only the replay at open can see it.
     chain = funded_on_disk(db_path)
-    add(chain, mine(chain, txs=[pay(1, 3, COIN, 0)]))
-    chain.commit()
+    bad = build_block(EASY, chain.tip.header, [pay(1, 3, 51 * COIN, 0)], miner=address(0))
+    chain.store.put_block(bad, chain.tip.work + 1, STATUS_VALID, 10_000)
+    chain.store.set_meta("tip", bad.block_hash)
+    chain.store.commit()
     chain.store.close()
-
-    def overspend(body: list[list[object]]) -> bytes:
-        body[1][2] = 51 * COIN
-        return packb(body)
-
-    _tamper_body(db_path, 3, overspend)
-    with pytest.raises(StoreError, match="fails at 3"):
+    with pytest.raises(StoreError, match=f"fails at {bad.height}: insufficient_balance"):
         open_chain(db_path)
 
 

@@ -1,7 +1,8 @@
 """Pending transactions, valid against the tip's ledger plus the pending ones before them.
 
 Policy (protocol.md, "Mempool"): a sender's pending transactions carry consecutive nonces
-starting at its ledger nonce (a gap is rejected, not held), and their total never exceeds the
+starting at its ledger nonce (the pool refuses a gap; ``Chain`` holds such a transaction aside
+and offers it again when the gap closes), and their total never exceeds the
 sender's confirmed balance. When the pool is full new transactions are rejected
 (``mempool_full``): the oldest ones are the ones most likely already relayed everywhere, so
 keeping them is what keeps the network's pools alike.

@@ -57,20 +57,37 @@ class StoredBlock(NamedTuple):
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+        """Open (or create) the store; ``readonly`` for a reader beside the owning node.
+
+        A read-only store (``trionode validate`` reads the running node's store from a worker
+        thread) can neither write nor create anything, so the chain owner stays the only writer.
+        """
         self.path = str(path)
+        self.damaged_mempool_rows = 0  # unreadable pending transactions dropped at load
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            if readonly:
+                uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
             ok = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if ok != "ok":
                 raise StoreError(f"{self.path}: integrity check failed: {ok}")
-            self._db.executescript(_SCHEMA)
+            if not readonly:
+                self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the chain store: {exc}") from exc
         self._in_tx = False
-        version = self.get_meta("schema")
+        try:
+            version = self.get_meta("schema")
+        except sqlite3.DatabaseError:
+            version = None  # no meta table: only possible read-only, where nothing is created
+        if version is None and readonly:
+            self._db.close()
+            raise StoreError(f"{self.path}: not a chain store (no schema version)")
         if version is None:
             self.set_meta("schema", str(SCHEMA_VERSION).encode())
             self.commit()
@@ -147,8 +164,20 @@ class Store:
             yield StoredBlock(bytes(row[0]), bytes(row[1]), row[2], work, row[4], row[5], header)
 
     def mempool_load(self) -> list[Transaction]:
-        rows = self._db.execute("SELECT body FROM mempool ORDER BY seq").fetchall()
-        return [Transaction.from_wire(unpackb(bytes(r[0]))) for r in rows]
+        """The persisted pending transactions; an unreadable row is deleted and counted.
+
+        A pending transaction is not part of the chain: losing one that no longer decodes costs
+        less than a node that will not start, and its sender can send it again.
+        """
+        txs: list[Transaction] = []
+        for txid, body in self._db.execute("SELECT txid, body FROM mempool ORDER BY seq").fetchall():
+            try:
+                txs.append(Transaction.from_wire(unpackb(bytes(body))))
+            except _DAMAGED:
+                self._begin()
+                self._db.execute("DELETE FROM mempool WHERE txid = ?", (txid,))
+                self.damaged_mempool_rows += 1
+        return txs
 
     def mempool_next_seq(self) -> int:
         row = self._db.execute("SELECT max(seq) FROM mempool").fetchone()

@@ -131,7 +131,13 @@ class Chain:
                 f"{self.store.path}: this data dir belongs to network {network.hex()[:16]}…, "
                 f"but the [chain] parameters give {self.network.hex()[:16]}…"
             )
+        damaged = "the store is damaged: run `trionode validate`, or remove chain.db to sync again"
         for row in self.store.iter_index():
+            if row.header.block_hash != row.block_hash:
+                raise StoreError(
+                    f"{self.store.path}: block {row.block_hash.hex()} at height {row.height} has a "
+                    f"header that hashes to {row.header.block_hash.hex()}; {damaged}"
+                )
             if row.height == 0:
                 if row.block_hash != genesis.block_hash:
                     raise StoreError(f"{self.store.path}: stored genesis differs from the parameters")
@@ -160,6 +166,11 @@ class Chain:
             block = self.block(block_hash)
             if block is None:
                 raise StoreError(f"{self.store.path}: block {block_hash.hex()} is missing its body")
+            if merkle_root([tx.txid for tx in block.txs]) != block.header.merkle_root:
+                raise StoreError(
+                    f"{self.store.path}: block {block_hash.hex()} at height {block.height} does not "
+                    f"match its Merkle root; {damaged}"
+                )
             try:
                 self.ledger.apply_block(block)
             except ValidationError as exc:

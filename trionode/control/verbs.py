@@ -236,7 +236,7 @@ async def validate(node: "Node", args: dict[str, Any]) -> dict[str, Any]:
     now_ms = int(node.wall() * 1000)
 
     def run() -> list[str]:
-        store = Store(path)
+        store = Store(path, readonly=True)
         try:
             return validate_store(params, store, main, now_ms)
         finally:
