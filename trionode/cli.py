@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from trionode import AGENT
-from trionode.chain.amounts import format_coins, parse_coins
+from trionode.chain.amounts import coins_json, format_coins, parse_coins
 from trionode.control.client import ControlClient, NodeNotRunning
 from trionode.control.protocol import ControlError
 from trionode.node.config import ConfigError, NodeConfig, load_config
+from trionode.node.logging import LEVELS
 from trionode.wallet import Wallet, WalletError, Wallets
 
 EXIT_OK: Final = 0
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--peer", metavar="HOST:PORT", action="append", default=[], help="a peer to dial (repeatable)"
     )
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log verbosity")
+    run.add_argument("--log-level", choices=LEVELS, help="log verbosity")
 
     def control(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
@@ -341,7 +342,11 @@ def cmd_control(args: argparse.Namespace) -> int:
                 lambda r: f"{r['address']}  {_coins(r['balance'])}",
             )
         elif verb == "send":
-            _emit(args, _send(args, client), lambda r: f"sent {r['amount']} to {r['to']}: txid {r['txid']}")
+            _emit(
+                args,
+                _send(args, client),
+                lambda r: f"sent {_coins(r['amount'])} to {r['to']}: txid {r['txid']}",
+            )
         elif verb == "mine":
             to = _resolve(args, args.to) if args.to else None
             result = _with_progress(args, "mining", lambda: client.call("mine", to=to), _mining_progress)
@@ -416,7 +421,7 @@ def pay(client: ControlClient, sender: Wallet, recipient: bytes, amount: int) ->
         int(time.time() * 1000),
     )
     result = client.call("submit", tx=tx.to_wire())
-    return {**result, "from": sender.address.hex(), "to": recipient.hex(), "amount": format_coins(amount)}
+    return {**result, "from": sender.address.hex(), "to": recipient.hex(), "amount": coins_json(amount)}
 
 
 def _with_progress(

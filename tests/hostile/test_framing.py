@@ -87,6 +87,17 @@ def test_a_bad_length_prefix_disconnects_at_once_without_the_body(node: Node, le
     refused(node, before, f"protocol_error:{code}", "protocol_error")
 
 
+def test_a_stranger_cannot_make_the_node_buffer_a_full_frame_before_hello(node: Node) -> None:
+    # Before its Hello a peer may announce at most 128 KiB; after it, the full 4 MiB.
+    before = node.peer()
+    before.send_raw(LENGTH.pack(128 * 1024 + 1), bad="framing: large first frame")
+    refused(node, before, "protocol_error:frame_too_large", "protocol_error")
+    after = established(node)
+    big = {f"pad{i}": bytes(60_000) for i in range(4)}  # a 240 KB frame of a future type
+    after.send_and_ping("FutureMessage", big)
+    still_connected(node, after)
+
+
 def env(kind: str = "Heartbeat", **changes: Any) -> dict[str, Any]:
     """A valid envelope as a dict (a Heartbeat request), with keys replaced or removed."""
     sender = new_node_id()

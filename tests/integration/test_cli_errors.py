@@ -96,6 +96,18 @@ def test_port_in_use(node: Daemon, tmp_path: Path) -> None:
     assert line == f"trionode: cannot listen on {node.address}: port {node.port} is in use"
 
 
+def test_an_address_that_cannot_be_bound_names_the_setting(tmp_path: Path) -> None:
+    line = fails("run", "--data-dir", str(tmp_path / "d"), "--listen", "192.0.2.1:5001", code=1)
+    assert line.startswith("trionode: cannot listen on 192.0.2.1:5001: ") and "--listen" in line
+
+
+def test_a_data_dir_too_long_for_the_control_socket(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    line = fails("run", "--data-dir", str(deep), "--listen", "127.0.0.1:0", code=1)
+    assert "too long for the control socket" in line and "data_dir" in line
+    assert not (deep / "chain.db").exists()  # refused before anything was written
+
+
 def test_data_dir_in_use(node: Daemon) -> None:
     line = fails("run", "--data-dir", str(node.data_dir), "--listen", "127.0.0.1:0", code=1)
     assert line == f"trionode: {node.data_dir}: another trionode is running on this data dir"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.daemon import Daemon, cli_json, free_ports, poll
+from tests.integration.daemon import Daemon, cli, cli_json, free_ports, poll
 from trionode.chain.amounts import COIN
 from trionode.chain.block import Block
 from trionode.chain.params import ChainParams
@@ -39,9 +39,9 @@ def wallet(daemon: Daemon, name: str) -> str:
 
 
 def send(daemon: Daemon, sender: str, to: str, amount: str) -> str:
-    txid: str = cli_json("send", "--from", sender, "--to", to, "--amount", amount, data_dir=daemon.data_dir)[
-        "txid"
-    ]
+    result = cli_json("send", "--from", sender, "--to", to, "--amount", amount, data_dir=daemon.data_dir)
+    assert result["amount"] == float(amount) and not isinstance(result["amount"], str)  # coins, a number
+    txid: str = result["txid"]
     return txid
 
 
@@ -110,6 +110,21 @@ def test_three_nodes_from_the_shipped_configs_relay_and_agree(tmp_path: Path, da
         assert (status["height"], status["tip"], status["pending"]) == (2, mined["hash"], 0)
         assert balances(node, alice, bob, mined["to"]) == [37.5, 12.5, 50]
     assert cli_json("balance", "bob", data_dir=n2.data_dir)["balance"] == 12.5
+
+    # block, by height and by hash, agrees with chain; sync has nothing to replace here.
+    by_height = cli_json("block", "2", data_dir=n1.data_dir)
+    assert by_height == cli_json("block", mined["hash"], data_dir=n2.data_dir)
+    assert by_height["hash"] == mined["hash"] and {t["txid"] for t in by_height["transactions"]} >= {txid}
+    assert cli_json("sync", data_dir=n1.data_dir) == {"height": 2, "tip": mined["hash"], "replaced": False}
+    # disconnect drops the peer (both sides log it). Node 1 does not redial it; node 3, which
+    # lists node 1 in its config, does: the link comes back, inbound at node 1.
+    before = len(n1.matching("peer_connected", peer=ids[2]))
+    assert cli_json("disconnect", ids[2], data_dir=n1.data_dir)["node_id"] == ids[2]
+    n1.wait_for("peer_disconnected", peer=ids[2], reason="disconnect_requested")
+    n3.wait_for("peer_disconnected", peer=ids[0], reason="peer_error:disconnect")
+    n1.wait_until(lambda: len(n1.matching("peer_connected", peer=ids[2])) > before, what="node 3 to redial")
+    assert all(e["direction"] == "inbound" for e in n1.matching("peer_connected", peer=ids[2])[before:])
+    assert "not connected" in cli("disconnect", "0" * 32, data_dir=n1.data_dir, check=False).stderr
     for node in nodes:
         assert node.stop() == 0
 

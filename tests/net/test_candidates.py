@@ -166,3 +166,12 @@ def test_full_list_of_persistent_addresses_refuses_more() -> None:
         cands.add(f"10.2.{i // 256}.{i % 256}:5001", "table")
     assert cands.add("10.9.9.9:5001", "discovered") is False
     assert len(cands.by_address) == MAX_CANDIDATES
+
+
+def test_a_forgotten_table_entry_is_no_longer_dialled_but_a_configured_peer_is() -> None:
+    cands = Candidates(random.Random(1))
+    cands.add("10.0.0.1:5001", "table")
+    cands.add("10.0.0.2:5001", "config")
+    cands.forget_table_entry("10.0.0.1:5001")
+    cands.forget_table_entry("10.0.0.2:5001")
+    assert list(cands.by_address) == ["10.0.0.2:5001"]

@@ -1,5 +1,6 @@
 """Peers, handshakes and heartbeats between whole nodes over memory streams (MockClock)."""
 
+import json
 import random
 from pathlib import Path
 
@@ -188,6 +189,32 @@ async def test_stale_peers_leave_the_table(tmp_path: Path, autojump_clock: trio.
         a.stop()
 
 
+async def test_a_forgotten_peer_from_peers_json_is_no_longer_dialled(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
+    b = make_node(net, "10.0.0.2", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(b.run)
+        await nursery.start(a.run)
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        a.stop()
+        await events(a).wait_for("node_stopped")
+        # Restarted without configured peers: b is known from peers.json only.
+        a2 = make_node(net, "10.0.0.1", tmp_path, peer_timeout=60.0)
+        await nursery.start(a2.run)
+        await events(a2).wait_for("peer_connected", peer=b.node_id)
+        assert a2.manager.candidates.by_address["10.0.0.2:5001"].source == "table"
+        b.stop()
+        await events(a2).wait_for("peer_forgotten", peer=b.node_id, within=300)
+        assert "10.0.0.2:5001" not in a2.manager.candidates.by_address
+        dials = len(events(a2).matching("dial_failed", address="10.0.0.2:5001"))
+        await trio.sleep(600)
+        assert len(events(a2).matching("dial_failed", address="10.0.0.2:5001")) == dials
+        a2.stop()
+
+
 async def test_self_connection_is_closed_and_never_redialled(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -309,3 +336,42 @@ async def test_a_node_whose_seed_is_full_is_told_where_else_to_go(
         assert hub.node_id not in lonely.manager.connections
         for node in (hub, other, lonely):
             node.stop()
+
+
+async def test_a_peer_the_operator_disconnected_is_not_redialled_until_connect(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
+    b = make_node(net, "10.0.0.2", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(b.run)
+        await nursery.start(a.run)
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        assert a.manager.disconnect(b.node_id, "disconnect_requested")
+        await events(a).wait_for("peer_disconnected", peer=b.node_id, reason="disconnect_requested")
+        await events(b).wait_for("peer_disconnected", peer=a.node_id, reason="peer_error:disconnect")
+        await trio.sleep(600)  # ten minutes: a configured peer would be redialled within 1 s
+        assert len(events(a).matching("peer_connected", peer=b.node_id)) == 1
+        assert b.node_id not in a.manager.connections
+        assert await a.manager.connect("10.0.0.2:5001") == b.node_id  # `connect` lifts the hold
+        a.stop()
+        b.stop()
+
+
+async def test_peers_json_last_seen_follows_heartbeats(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
+    b = make_node(net, "10.0.0.2", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(b.run)
+        await nursery.start(a.run)
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        await trio.sleep(600)  # nothing but heartbeats (every 5 s) for ten minutes
+        # Read while a runs, as after a kill -9: the periodic save (every 60 s) has it.
+        saved = json.loads((tmp_path / "10.0.0.1" / "peers.json").read_text())
+        assert wall() - saved[b.node_id]["last_seen"] < 60 + 15
+        a.stop()
+        b.stop()

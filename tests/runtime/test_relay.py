@@ -100,6 +100,8 @@ async def test_partitioned_groups_reorg_to_most_work_and_lose_no_tx(
         assert nodes[0].owner.snapshot.height == 6
         reorged = events(left[0]).matching("chain_reorganized")
         assert reorged and reorged[-1]["depth"] == 1
+        # Logged while handling a peer's blocks, the line names that peer (contextvars).
+        assert reorged[-1].get("peer") in {n.node_id for n in nodes[1:]}
         for node in nodes:
             confirmed = await node.owner.call(
                 lambda c: any(tx.txid == lost_side_tx for h in c.main for tx in c.block(h).txs)  # type: ignore[union-attr]

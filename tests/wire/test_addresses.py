@@ -19,6 +19,8 @@ from .factories import hosts
         ("Node-1.Example.COM:443", ("node-1.example.com", 443)),
         ("a" * 63 + ".b:1", ("a" * 63 + ".b", 1)),
         ("x1.io:9", ("x1.io", 9)),
+        ("node_1:5001", ("node_1", 5001)),  # container names (protocol.md, PeerDiscovery)
+        ("_svc.my_host:1", ("_svc.my_host", 1)),
     ],
 )
 def test_valid_addresses(text: str, expected: tuple[str, int]) -> None:

@@ -8,6 +8,7 @@ import pytest
 import trionode.wire.codec as codec
 from trionode.wire.codec import (
     BUDGET_FROM,
+    DECODE_COST_BOUND,
     MAX_ARRAY_LEN,
     MAX_MAP_LEN,
     MAX_STR_LEN,
@@ -143,3 +144,45 @@ def test_pack_is_canonical(value: Any, expected: bytes) -> None:
 def test_array_header_matches_pack(length: int) -> None:
     assert pack([None] * length).startswith(array_header(length))
     assert len(pack([None] * length)) == len(array_header(length)) + length
+
+
+def _hostile_bodies() -> dict[str, bytes]:
+    """4 MiB-class bodies built to cost the most decoded memory per byte, shape by shape."""
+    n = MAX_ARRAY_LEN  # the longest array the decoder allows
+    leaves: dict[str, Any] = {
+        "two-char strings": "ab",  # 3 bytes -> a 51-byte str and an 8-byte slot
+        "16-bit ints": 40_000,  # 3 bytes -> a 28-byte int
+        "one-byte bins": b"\x01",  # 3 bytes -> a 34-byte bytes
+        "floats": 0.5,  # 9 bytes -> a 24-byte float
+    }
+    leaves["empty maps"] = {}  # 1 byte -> a 64-byte dict: what the container budget is for
+
+    def fill(leaf: Any) -> bytes:
+        rows = (MAX_FRAME - 64) // (len(pack(leaf)) * n + 3)  # as many full arrays as fit
+        return pack({"x": [[leaf] * n for _ in range(rows)]})
+
+    bodies = {name: fill(leaf) for name, leaf in leaves.items()}
+    # Distinct objects: msgpack builds a new one per element, but be sure no cache flatters us.
+    bodies["distinct strings"] = pack({"x": [[f"{i % 100:02}" for i in range(n)] for _ in range(69)]})
+    return bodies
+    return bodies
+
+
+@pytest.mark.parametrize("shape", sorted(_hostile_bodies()))
+def test_decoding_a_hostile_body_costs_at_most_a_bounded_multiple_of_its_size(shape: str) -> None:
+    """protocol.md section 2: decoding never costs more than ~20x the body, whatever its shape."""
+    import tracemalloc
+
+    body = _hostile_bodies()[shape]
+    assert len(body) <= MAX_FRAME
+    tracemalloc.start()
+    try:
+        try:
+            decoded = unpack_map(body)
+        except ProtocolError:
+            decoded = None  # refused: what it cost before refusing still counts below
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    del decoded
+    assert peak <= DECODE_COST_BOUND * len(body), f"{shape}: {peak / len(body):.1f}x the body"

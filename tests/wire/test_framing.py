@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trionode.wire.errors import EMPTY_FRAME, FRAME_TOO_LARGE, MessageTooLarge, ProtocolError
-from trionode.wire.framing import MAX_FRAME, FrameDecoder, encode_frame
+from trionode.wire.framing import MAX_FIRST_FRAME, MAX_FRAME, FrameDecoder, encode_frame
 
 
 def test_encode_frame_prefixes_big_endian_length() -> None:
@@ -68,6 +68,19 @@ def test_bad_length_after_good_frames_in_the_same_piece() -> None:
     with pytest.raises(ProtocolError) as info:
         FrameDecoder().feed(encode_frame(b"ok") + b"\x00\x00\x00\x00")
     assert info.value.code == EMPTY_FRAME
+
+
+def test_the_first_frame_has_its_own_limit_and_later_frames_the_full_one() -> None:
+    with pytest.raises(ProtocolError) as info:
+        FrameDecoder(MAX_FIRST_FRAME).feed((MAX_FIRST_FRAME + 1).to_bytes(4, "big"))
+    assert info.value.code == FRAME_TOO_LARGE
+    decoder = FrameDecoder(MAX_FIRST_FRAME)
+    big = encode_frame(b"\x80" * (MAX_FIRST_FRAME + 1))
+    # The limit moves to MAX_FRAME as soon as the first frame is out, within one piece too.
+    assert decoder.feed(encode_frame(b"\x80") + big) == [b"\x80", big[4:]]
+    split = FrameDecoder(MAX_FIRST_FRAME)
+    assert split.feed(encode_frame(b"\x80")) == [b"\x80"]
+    assert split.feed(big) == [big[4:]]
 
 
 def test_decoder_stays_failed() -> None:

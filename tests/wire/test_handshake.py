@@ -2,7 +2,14 @@ from typing import Any
 
 import pytest
 
-from trionode.wire.errors import PROTOCOL_ERROR, SELF_CONNECTION, UNSUPPORTED_VERSION, WRONG_NETWORK
+from trionode.wire.errors import (
+    DUPLICATE_HELLO,
+    PROTOCOL_ERROR,
+    SELF_CONNECTION,
+    UNSUPPORTED_VERSION,
+    WRONG_NETWORK,
+    ProtocolError,
+)
 from trionode.wire.framing import FrameDecoder
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, HandshakeResult, State
 from trionode.wire.messages import (
@@ -118,7 +125,9 @@ def test_hello_node_id_must_match_the_sender() -> None:
 def test_a_second_hello_is_a_protocol_error() -> None:
     hs = started(outbound=True)
     hs.receive(env(THEIRS))
-    assert_rejected(hs.receive(env(THEIRS)), hs, PROTOCOL_ERROR)
+    with pytest.raises(ProtocolError) as info:
+        hs.receive(env(THEIRS))
+    assert info.value.code == DUPLICATE_HELLO
 
 
 def test_other_messages_after_completion_need_nothing() -> None:

@@ -10,6 +10,7 @@ from trionode.chain.keys import KeyPair, address_of, verify
 from trionode.chain.ledger import Ledger
 from trionode.chain.params import ChainParams
 from trionode.chain.validation import check_block_body, check_header_context, check_signatures
+from trionode.wire.errors import ERROR_CODES, PROTOCOL_ERROR_CODES
 from trionode.wire.framing import FrameDecoder
 from trionode.wire.messages import (
     MESSAGE_TYPES,
@@ -139,3 +140,25 @@ def test_the_prose_names_the_example_sender_and_seeds() -> None:
     alice = KeyPair(hashlib.sha256(b"trionode example key alice").digest())
     assert "SHA-256 of the ASCII text `trionode example key alice`" in text
     assert alice.public_key == DOC["alice-public-key"]
+
+
+def _table_codes(heading: str) -> set[str]:
+    """The backticked first-column codes of the table that follows ``heading`` in protocol.md."""
+    lines = PROTOCOL_MD.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    codes: set[str] = set()
+    in_table = False
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            in_table = True
+            first = line.split("|")[1].strip()
+            if first.startswith("`") and first.endswith("`"):
+                codes.add(first.strip("`"))
+        elif in_table:
+            break
+    return codes
+
+
+def test_the_docs_error_code_tables_are_the_codes_the_code_uses() -> None:
+    assert _table_codes("Codes of the `Error` message") == set(ERROR_CODES)
+    assert _table_codes("Causes of a protocol error") == set(PROTOCOL_ERROR_CODES)

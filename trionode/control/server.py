@@ -6,6 +6,7 @@ there is no moment when another user could connect. Nothing on the P2P port answ
 
 import os
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -25,16 +26,29 @@ IDLE_TIMEOUT: Final = 300.0
 MAX_SOCKET_PATH: Final = 107
 
 
+def _temp_socket(path: Path) -> Path:
+    """Where the socket is bound before it is renamed into place (so it appears at 0600)."""
+    return path.with_name(f".{SOCKET_NAME}.{os.getpid()}")
+
+
+def socket_path_problem(data_dir: Path) -> str | None:
+    """Why a node in ``data_dir`` could not open its control socket, or None."""
+    longest = _temp_socket(data_dir.absolute() / SOCKET_NAME)
+    if len(os.fsencode(longest)) > MAX_SOCKET_PATH:
+        return (
+            f"{data_dir.absolute()}: the data dir path is too long for the control socket "
+            f"(Unix socket paths are limited to {MAX_SOCKET_PATH} bytes); use a shorter data_dir"
+        )
+    return None
+
+
 async def serve_control(
     node: "Node", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
+    """Serve the control verbs on ``<data_dir>/control.sock`` (``socket_path_problem`` first)."""
     path = node.data_dir / SOCKET_NAME
-    if len(os.fsencode(path.absolute())) > MAX_SOCKET_PATH:
-        node.log.warning("control_disabled", reason="socket path longer than 107 bytes", path=str(path))
-        task_status.started()
-        return
     path.unlink(missing_ok=True)  # a stale socket: the data dir LOCK says no node owns it
-    temp = path.with_name(f".{SOCKET_NAME}.{os.getpid()}")
+    temp = _temp_socket(path)
     temp.unlink(missing_ok=True)
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     await sock.bind(str(temp.absolute()))

@@ -31,6 +31,7 @@ class Candidate:
     next_try: float = 0.0  # trio time
     connected: bool = False
     dialling: bool = False
+    held: bool = False  # the operator disconnected it: not dialled until `connect` or a restart
 
 
 class Candidates:
@@ -45,6 +46,8 @@ class Candidates:
             return False
         existing = self.by_address.get(address)
         if existing is not None:
+            if source == "cli":
+                existing.held = False
             if source in PERSISTENT_SOURCES and existing.source not in PERSISTENT_SOURCES:
                 existing.source = source
             elif source in ("config", "cli") and existing.source == "table":
@@ -66,13 +69,17 @@ class Candidates:
     def due(self, now: float) -> list[Candidate]:
         """Candidates to dial now, persistent ones first, then by fewest failures."""
         ready = [
-            c for c in self.by_address.values() if not c.connected and not c.dialling and c.next_try <= now
+            c
+            for c in self.by_address.values()
+            if not c.connected and not c.dialling and not c.held and c.next_try <= now
         ]
         ready.sort(key=lambda c: (c.source not in PERSISTENT_SOURCES, c.failures, c.address))
         return ready
 
     def next_due(self) -> float | None:
-        times = [c.next_try for c in self.by_address.values() if not c.connected and not c.dialling]
+        times = [
+            c.next_try for c in self.by_address.values() if not c.connected and not c.dialling and not c.held
+        ]
         return min(times) if times else None
 
     def failed(self, address: str, now: float) -> None:
@@ -103,6 +110,18 @@ class Candidates:
             cand.connected = False
             cand.dialling = False
             cand.next_try = now + BACKOFF_BASE * self._rng.uniform(1 - JITTER, 1 + JITTER)
+
+    def hold(self, address: str) -> None:
+        """The operator dropped this peer: do not redial it until told to (``connect``)."""
+        cand = self.by_address.get(address)
+        if cand is not None:
+            cand.held = True
+
+    def forget_table_entry(self, address: str) -> None:
+        """A peer left the peer table (stale): stop dialling it, unless it is configured."""
+        cand = self.by_address.get(address)
+        if cand is not None and cand.source == "table" and not cand.connected and not cand.dialling:
+            del self.by_address[address]
 
     def forbid(self, address: str) -> None:
         """Ourselves: never dial this address again."""

@@ -11,12 +11,13 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
+import structlog
 import trio
 
 from trionode.net.inventory import PEER_KNOWN, RollingSet
-from trionode.wire.errors import ProtocolError
-from trionode.wire.framing import FrameDecoder
-from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake
+from trionode.wire.errors import HANDSHAKE_TIMEOUT_CODE, PROTOCOL_ERROR, ProtocolError
+from trionode.wire.framing import MAX_FIRST_FRAME, FrameDecoder
+from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, second_hello
 from trionode.wire.messages import Envelope, Error, Hello, Message, decode_message, encode_message
 
 if TYPE_CHECKING:
@@ -192,18 +193,18 @@ class Connection:
                     except ProtocolError as exc:
                         on_protocol_error(self, exc)
                         self.close(
-                            f"protocol_error:{exc.code}", Error(code="protocol_error", reason=str(exc)[:1024])
+                            f"protocol_error:{exc.code}", Error(code=PROTOCOL_ERROR, reason=str(exc)[:1024])
                         )
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         self.close("connection_lost")
                     except trio.TooSlowError:
                         self.close(
                             "handshake_timeout",
-                            Error(code="handshake_timeout", reason="no Hello within 10 s"),
+                            Error(code=HANDSHAKE_TIMEOUT_CODE, reason="no Hello within 10 s"),
                         )
                     except Exception as exc:  # a bug reached by peer input must not crash the node
                         self.log.error("peer_task_failed", exc_info=exc)
-                        self.close("internal_error", Error(code="protocol_error", reason="internal error"))
+                        self.close("internal_error", Error(code=PROTOCOL_ERROR, reason="internal error"))
                 if not self._closing:
                     self.close("closed")
         finally:
@@ -215,7 +216,7 @@ class Connection:
         on_established: Callable[["Connection"], Awaitable[bool]],
         on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
     ) -> None:
-        decoder = FrameDecoder()
+        decoder = FrameDecoder(MAX_FIRST_FRAME)
         handshake = Handshake(self._our_hello(), outbound=self.outbound)
         for message in handshake.start():
             self.send_message(message)
@@ -233,12 +234,12 @@ class Connection:
                     if self.hello is not None:
                         pending.append(envelope)  # arrived with the Hello in one read
                         continue
-                    if isinstance(envelope.message, Error):
-                        # The peer refuses us (wrong network, banned...): its code is the reason.
-                        self.refusal = envelope.message
-                        self.close(envelope.message.code)
-                        return
                     result = handshake.receive(envelope)
+                    if result.peer_error is not None:
+                        # The peer refuses us (wrong network, banned...): its code is the reason.
+                        self.refusal = result.peer_error
+                        self.close(result.peer_error.code)
+                        return
                     for message in result.send:
                         self.send_message(message)
                     if result.reject is not None:
@@ -284,7 +285,7 @@ class Connection:
         """Hand a read's messages over as one batch; a second Hello ends the connection."""
         for i, envelope in enumerate(envelopes):
             if isinstance(envelope.message, Hello):
-                error = ProtocolError("duplicate_hello", "type", "second Hello on one connection")
+                error = second_hello()
                 envelopes = envelopes[:i]
                 break
         if envelopes:
@@ -293,14 +294,19 @@ class Connection:
             raise error
 
     def _accept_hello(self, hello: Hello) -> None:
+        """Record the peer's Hello; runs in the connection's own task, whose log lines (and
+        those of tasks it starts) now carry ``peer`` without each call naming it."""
         self.hello = hello
         self.peer_id = hello.node_id.hex()
+        structlog.contextvars.bind_contextvars(peer=self.peer_id)
         self.height = hello.height
         self.work = hello.work
         self.tip = hello.tip.hex()
         if self.outbound and self.dialed is not None:
             self.listen_address = self.dialed
-        elif hello.listen_port:
+        elif hello.listen_port and "%" not in self.remote_host:
+            # (A link-local source with a zone id names an interface of ours, not an address
+            # another node could dial: such a peer is kept, not recorded or announced.)
             host = self.remote_host
             self.listen_address = (
                 f"[{host}]:{hello.listen_port}" if ":" in host else f"{host}:{hello.listen_port}"

@@ -69,3 +69,6 @@ async def _dial_candidate(manager: "PeerManager", address: str) -> None:
         manager.dial_wakeup.poke()  # a slot is free again: another candidate may be dialled
     except ProtocolError:
         manager.candidates.forbid(address)
+    except ValueError as exc:  # not an address we can dial (from peers.json or a peer): forget it
+        manager.log.warning("dial_failed", address=address, detail=str(exc))
+        manager.candidates.forbid(address)

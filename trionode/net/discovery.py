@@ -11,6 +11,7 @@ import trio
 
 from trionode.net.connection import Connection
 from trionode.wire import messages as m
+from trionode.wire.addresses import format_address, parse_address
 
 if TYPE_CHECKING:
     from trionode.net.manager import PeerManager
@@ -54,11 +55,13 @@ def learn(manager: "PeerManager", conn: Connection, entries: list[m.PeerInfo]) -
     added = 0
     for entry in entries:
         peer_id = entry.node_id.hex()
-        if peer_id == manager.node_id or entry.address in manager.our_addresses:
+        # One peer, one spelling: "[0:0::1]:5003" and "[::1]:5003" are one candidate.
+        address = format_address(*parse_address(entry.address))  # valid: the decoder checked
+        if peer_id == manager.node_id or address in manager.our_addresses:
             continue
         if peer_id in manager.connections:
             continue
-        if manager.candidates.add(entry.address, "discovered", peer_id, now):
+        if manager.candidates.add(address, "discovered", peer_id, now):
             added += 1
     if added:
         manager.log.debug("addresses_learned", peer=conn.peer_id, count=added)
@@ -69,8 +72,8 @@ def known_addresses(manager: "PeerManager", exclude: str | None) -> list[m.PeerI
     entries: list[m.PeerInfo] = []
     records = sorted(manager.table.records.values(), key=lambda r: (not r.connected, -r.last_seen))
     for record in records:
-        if record.address is None or record.node_id == exclude:
-            continue
+        if record.address is None or record.node_id == exclude or "%" in record.address:
+            continue  # (a zone id only means something on this host)
         entries.append(
             m.PeerInfo(
                 address=record.address, node_id=bytes.fromhex(record.node_id), last_seen=record.last_seen

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import trio
 
 from trionode.wire import messages as m
+from trionode.wire.errors import TIMEOUT
 
 if TYPE_CHECKING:
     from trionode.net.manager import PeerManager
@@ -30,7 +31,7 @@ async def heartbeat_loop(manager: "PeerManager") -> NoReturn:
             if conn.closing:
                 continue
             if now - conn.last_message > 3 * interval and not conn.busy:
-                conn.close("timeout", m.Error(code="timeout", reason="no message for 3 heartbeat intervals"))
+                conn.close("timeout", m.Error(code=TIMEOUT, reason="no message for 3 heartbeat intervals"))
                 continue
             due = conn.extra.setdefault("next_ping", conn.connected_at + interval)
             if now < due:
@@ -41,5 +42,7 @@ async def heartbeat_loop(manager: "PeerManager") -> NoReturn:
             conn.send_message(manager.heartbeat_message(nonce, False))
         if now - last_clean >= interval:
             last_clean = now
-            for node_id in manager.table.remove_stale(manager.wall(), manager.limits.peer_timeout):
-                manager.log.info("peer_forgotten", peer=node_id, reason="stale")
+            for record in manager.table.remove_stale(manager.wall(), manager.limits.peer_timeout):
+                manager.log.info("peer_forgotten", peer=record.node_id, reason="stale")
+                if record.address is not None:
+                    manager.candidates.forget_table_entry(record.address)

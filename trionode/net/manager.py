@@ -22,7 +22,15 @@ from trionode.net.transport import Transport
 from trionode.net.wakeup import Wakeup
 from trionode.wire import messages as m
 from trionode.wire.addresses import parse_address
-from trionode.wire.errors import ProtocolError
+from trionode.wire.errors import (
+    BANNED,
+    DISCONNECT,
+    DUPLICATE_CONNECTION,
+    MISBEHAVIOUR,
+    SHUTDOWN,
+    TOO_MANY_PEERS,
+    ProtocolError,
+)
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT
 
 if TYPE_CHECKING:
@@ -138,9 +146,9 @@ class PeerManager:
         host = conn.remote_host
         until = self.bans.banned_until(ban_key(host, None), self.wall())
         if self.stopping:
-            conn.close("shutdown", m.Error(code="shutdown", reason="node is stopping"))
+            conn.close("shutdown", m.Error(code=SHUTDOWN, reason="node is stopping"))
         elif until is not None:
-            conn.close("banned", m.Error(code="banned", reason=f"banned until {until:.0f}"))
+            conn.close("banned", m.Error(code=BANNED, reason=f"banned until {until:.0f}"))
         elif (
             len(self.handshaking) >= MAX_HANDSHAKING
             or self.inbound_count >= self.limits.max_inbound
@@ -153,7 +161,7 @@ class PeerManager:
             others = tuple(known_addresses(self, exclude=None)[:REFUSAL_ADDRESSES])
             conn.close(
                 "too_many_peers",
-                m.Error(code="too_many_peers", reason="no inbound slots free", peers=others),
+                m.Error(code=TOO_MANY_PEERS, reason="no inbound slots free", peers=others),
             )
         await self._run(conn)
 
@@ -172,8 +180,11 @@ class PeerManager:
         )
 
     async def dial(self, address: str) -> Connection:
-        """Dial and start a connection in the manager's nursery; return once it is running."""
-        host, port = parse_address(address)
+        """Dial and start a connection in the manager's nursery; return once it is running.
+
+        ``ValueError`` if ``address`` is not ``host:port`` (a local IPv6 zone id is fine).
+        """
+        host, port = parse_address(address, allow_zone=True)
         with trio.move_on_after(DIAL_TIMEOUT) as scope:
             stream = await self.transport.dial(host, port)
         if scope.cancelled_caught:
@@ -186,8 +197,8 @@ class PeerManager:
     async def connect(self, address: str) -> str:
         """The control verb: dial now, wait for the handshake, return the peer's node id."""
         try:
-            parse_address(address)
-        except ProtocolError as exc:
+            parse_address(address, allow_zone=True)
+        except ValueError as exc:
             raise ConnectError(f"bad address {address!r}: {exc}") from None
         self.candidates.add(address, "cli")
         cand = self.candidates.by_address.get(address)
@@ -251,25 +262,25 @@ class PeerManager:
         now = self.wall()
         until = self.bans.banned_until(ban_key(conn.remote_host, peer), now)
         if until is not None:
-            conn.close("banned", m.Error(code="banned", reason=f"banned until {until:.0f}"))
+            conn.close("banned", m.Error(code=BANNED, reason=f"banned until {until:.0f}"))
             return False
         existing = self.connections.get(peer)
         if existing is not None and not existing.closing:
             if self._keep_new(existing, conn):
                 existing.close(
-                    "duplicate_connection", m.Error(code="duplicate_connection", reason="keeping the other")
+                    "duplicate_connection", m.Error(code=DUPLICATE_CONNECTION, reason="keeping the other")
                 )
                 self._unregister(existing, "duplicate_connection")
             else:
                 conn.close(
-                    "duplicate_connection", m.Error(code="duplicate_connection", reason="already connected")
+                    "duplicate_connection", m.Error(code=DUPLICATE_CONNECTION, reason="already connected")
                 )
                 return False
         total = len(self.connections)
         if total >= self.limits.max_peers or (
             not conn.outbound and self.inbound_count >= self.limits.max_inbound
         ):
-            conn.close("too_many_peers", m.Error(code="too_many_peers", reason="peer limit reached"))
+            conn.close("too_many_peers", m.Error(code=TOO_MANY_PEERS, reason="peer limit reached"))
             return False
         self.connections[peer] = conn
         record = self.table.seen(peer, conn.listen_address, now)
@@ -326,10 +337,15 @@ class PeerManager:
         self.penalize(conn, POINTS_PROTOCOL, f"protocol_error:{exc.code}")
 
     def disconnect(self, peer: str, reason: str) -> bool:
+        """Drop a connected peer; dropped by the operator, it is not redialled (``hold``)."""
         conn = self.connections.get(peer)
         if conn is None:
             return False
-        conn.close(reason, m.Error(code="shutdown" if reason == "shutdown" else "disconnect", reason=reason))
+        if reason != "shutdown":
+            for address in (conn.listen_address, conn.dialed):
+                if address is not None:
+                    self.candidates.hold(address)
+        conn.close(reason, m.Error(code=SHUTDOWN if reason == "shutdown" else DISCONNECT, reason=reason))
         return True
 
     # ------------------------------------------------------------- misbehaviour
@@ -348,7 +364,7 @@ class PeerManager:
                 reason=reason,
                 until=until,
             )
-            conn.close("banned", m.Error(code="misbehaviour", reason=reason))
+            conn.close("banned", m.Error(code=MISBEHAVIOUR, reason=reason))
 
     # ------------------------------------------------------------- relay
 
@@ -364,8 +380,6 @@ class PeerManager:
                 sent += 1
         return sent
 
-    # ------------------------------------------------------------- discovery
-
     # ------------------------------------------------------------- loops
 
     async def saver(self) -> NoReturn:
@@ -377,9 +391,12 @@ class PeerManager:
     def save_if_needed(self, force: bool = False) -> None:
         now = trio.current_time()
         if force or self.table.dirty or (self.connections and now - self._last_save >= SAVE_EVERY):
+            wall = self.wall()
             for conn in self.connections.values():
                 record = self.table.records.get(conn.peer_id or "")
                 if record is not None:
+                    # Heartbeats are signs of life too: the file says when we last heard it.
+                    record.last_seen = max(record.last_seen, wall - (now - conn.last_message))
                     record.rtt = conn.rtt
                     record.height = conn.height
                     record.work = conn.work

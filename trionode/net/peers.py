@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trionode.atomic_file import write_atomic
+from trionode.wire.addresses import parse_address
 
 # Rewrite peers.json at most this often: bounded disk traffic, at most 5 s of table lost.
 SAVE_DEBOUNCE: Final = 5.0
@@ -49,9 +50,14 @@ class PeerTable:
         """Read peers.json, every peer marked disconnected; returns warnings (never raises)."""
         if self.path is None or not self.path.exists():
             return []
+        warnings: list[str] = []
         try:
             data = json.loads(self.path.read_text())
             for node_id, raw in dict(data).items():
+                problem = _entry_problem(str(node_id), raw)
+                if problem is not None:
+                    warnings.append(f"{self.path}: peer {node_id!r} skipped: {problem}")
+                    continue
                 record = PeerRecord(
                     node_id=str(node_id),
                     address=None if raw.get("address") is None else str(raw["address"]),
@@ -66,7 +72,7 @@ class PeerTable:
                 self.records[record.node_id] = record
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             return [f"{self.path}: unreadable, starting with an empty peer table: {exc}"]
-        return []
+        return warnings
 
     def save(self) -> None:
         if self.path is None:
@@ -86,11 +92,11 @@ class PeerTable:
         self.dirty = True
         return record
 
-    def remove_stale(self, now: float, timeout: float) -> list[str]:
+    def remove_stale(self, now: float, timeout: float) -> list[PeerRecord]:
         """The seed's stale cleanup: disconnected peers unseen for ``timeout`` leave the table."""
-        stale = [n for n, r in self.records.items() if not r.connected and now - r.last_seen > timeout]
-        for node_id in stale:
-            del self.records[node_id]
+        stale = [r for r in self.records.values() if not r.connected and now - r.last_seen > timeout]
+        for record in stale:
+            del self.records[record.node_id]
         if stale:
             self.dirty = True
         return stale
@@ -104,3 +110,18 @@ class PeerTable:
 
     def listen_addresses(self) -> set[str]:
         return {r.address for r in self.records.values() if r.address}
+
+
+def _entry_problem(node_id: str, raw: object) -> str | None:
+    """Why a peers.json entry cannot be used (edited by hand, or damaged), or None."""
+    if len(node_id) != 32 or node_id.strip("0123456789abcdef"):
+        return "the node id is not 32 lowercase hex digits"
+    if not isinstance(raw, dict):
+        return "not an object"
+    address = raw.get("address")
+    if address is not None:
+        try:
+            parse_address(str(address), allow_zone=True)
+        except ValueError as exc:
+            return f"address {address!r}: {exc}"
+    return None

@@ -69,7 +69,8 @@ class TcpTransport:
                     f"cannot listen on {format_address(host, port)}: port {port} is in use"
                 ) from exc
             raise ListenError(
-                f"cannot listen on {format_address(host, port)}: {exc.strerror or exc}"
+                f"cannot listen on {format_address(host, port)}: {exc.strerror or exc} "
+                "(check [p2p] listen or --listen)"
             ) from exc
         sockname = listeners[0].socket.getsockname()
         bound = format_address(str(sockname[0]), int(sockname[1]))

@@ -40,6 +40,7 @@ from trionode.node.sync import Consensus
 from trionode.node.workers import PowSolver, ProcessSolver, SignatureChecker, ThreadSignatureChecker
 from trionode.wallet import WalletError, Wallets
 from trionode.wire import messages as m
+from trionode.wire.errors import SHUTDOWN
 from trionode.wire.payloads import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
@@ -100,6 +101,12 @@ class Node:
         except OSError as exc:
             raise StartupError(f"{self.data_dir}: cannot create the data dir: {exc.strerror}") from None
         self._lock_file: IO[bytes] | None = None
+        if env.control:
+            from trionode.control.server import socket_path_problem
+
+            problem = socket_path_problem(self.data_dir)
+            if problem is not None:
+                raise StartupError(problem)
         if env.lock:
             self._lock()
         self.node_id = load_node_id(self.data_dir, env.rng)
@@ -112,6 +119,8 @@ class Node:
         except StoreError as exc:
             self._unlock()
             raise StartupError(str(exc)) from None
+        if self.chain.store.damaged_mempool_rows:
+            self.log.warning("mempool_rows_dropped", count=self.chain.store.damaged_mempool_rows)
         self.network = config.chain.network
         self.owner = ChainOwner(self.chain)
         self.listen_address: str | None = None
@@ -304,7 +313,7 @@ class Node:
         self.manager.stopping = True
         self._listener_scope.cancel()
         for conn in [*self.manager.connections.values(), *self.manager.handshaking]:
-            conn.close("shutdown", m.Error(code="shutdown", reason="node is stopping"))
+            conn.close("shutdown", m.Error(code=SHUTDOWN, reason="node is stopping"))
         with trio.move_on_after(SHUTDOWN_DRAIN):
             await self.manager.wait_all_closed()
 

@@ -11,6 +11,7 @@ dropped. Chain switches happen block by block in the chain owner, atomically in 
 
 from typing import TYPE_CHECKING, Final, NoReturn
 
+import structlog
 import trio
 
 from trionode.chain.block import Block
@@ -22,6 +23,7 @@ from trionode.node.chain_owner import ChainOwner
 from trionode.node.intake import Intake, body_failure
 from trionode.node.workers import SignatureChecker
 from trionode.wire import messages as m
+from trionode.wire.errors import TIMEOUT
 from trionode.wire.framing import MAX_FRAME
 from trionode.wire.payloads import MAX_BLOCKS_PER_RESPONSE
 
@@ -121,6 +123,11 @@ class Consensus:
         await done.wait()
 
     async def sync_with(self, conn: Connection) -> None:
+        """One sync session with ``conn``; every line logged meanwhile names that peer."""
+        with structlog.contextvars.bound_contextvars(peer=conn.peer_id):
+            await self._sync_with(conn)
+
+    async def _sync_with(self, conn: Connection) -> None:
         session = await self.start(conn)
         if session is None:
             return
@@ -132,7 +139,7 @@ class Consensus:
             if trio.current_time() - session.last_progress >= STALL_TIMEOUT:
                 self.log.info("sync_stalled", peer=conn.peer_id, height=self.owner.snapshot.height)
                 session.finish("stalled")
-                conn.close("sync_stalled", m.Error(code="timeout", reason="sync request not answered"))
+                conn.close("sync_stalled", m.Error(code=TIMEOUT, reason="sync request not answered"))
         snapshot = self.owner.snapshot
         if session.failure is None and snapshot.work < session.claimed_work and conn.peer_id is not None:
             self._undelivered[conn.peer_id] = session.claimed_work

@@ -16,6 +16,7 @@ TOO_MANY_OBJECTS: Final = "too_many_objects"
 NOT_A_MAP: Final = "not_a_map"
 MISSING_FIELD: Final = "missing_field"
 BAD_FIELD: Final = "bad_field"
+DUPLICATE_HELLO: Final = "duplicate_hello"
 PROTOCOL_ERROR_CODES: Final = frozenset(
     {
         FRAME_TOO_LARGE,
@@ -26,6 +27,7 @@ PROTOCOL_ERROR_CODES: Final = frozenset(
         NOT_A_MAP,
         MISSING_FIELD,
         BAD_FIELD,
+        DUPLICATE_HELLO,
     }
 )
 
@@ -40,8 +42,8 @@ HANDSHAKE_TIMEOUT_CODE: Final = "handshake_timeout"
 BANNED: Final = "banned"
 SHUTDOWN: Final = "shutdown"
 MISBEHAVIOUR: Final = "misbehaviour"
-SLOW_READER: Final = "slow_reader"
 TIMEOUT: Final = "timeout"
+DISCONNECT: Final = "disconnect"  # the operator ran `trionode disconnect`
 ERROR_CODES: Final = frozenset(
     {
         WRONG_NETWORK,
@@ -54,8 +56,8 @@ ERROR_CODES: Final = frozenset(
         BANNED,
         SHUTDOWN,
         MISBEHAVIOUR,
-        SLOW_READER,
         TIMEOUT,
+        DISCONNECT,
     }
 )
 

@@ -12,16 +12,21 @@ from trionode.wire.errors import EMPTY_FRAME, FRAME_TOO_LARGE, MessageTooLarge, 
 
 # 4 MiB: a full 1 MB block four times over, or a 500-block sync response of small blocks.
 MAX_FRAME: Final = 4 * 1024 * 1024
+# The first frame on a connection is a Hello or an Error (whose optional peer list is at most
+# 1,000 addresses, ~100 KB): 128 KiB bounds what a stranger who never completes a handshake can
+# make us buffer and decode, 32x less than a full frame.
+MAX_FIRST_FRAME: Final = 128 * 1024
 # The length prefix: 4 bytes, unsigned, big-endian (network order).
 _PREFIX: Final = struct.Struct(">I")
 PREFIX_BYTES: Final = _PREFIX.size
 
 
-def _check_length(length: int) -> None:
+def _check_length(length: int, limit: int) -> None:
     if length == 0:
         raise ProtocolError(EMPTY_FRAME, "", "frame length 0 (a body is one msgpack map)")
-    if length > MAX_FRAME:
-        raise ProtocolError(FRAME_TOO_LARGE, "", f"frame length {length} > {MAX_FRAME}")
+    if length > limit:
+        what = "frame length" if limit == MAX_FRAME else "first frame length"
+        raise ProtocolError(FRAME_TOO_LARGE, "", f"{what} {length} > {limit}")
 
 
 def encode_frame(body: bytes) -> bytes:
@@ -34,16 +39,18 @@ def encode_frame(body: bytes) -> bytes:
 class FrameDecoder:
     """Incremental frame splitter; after a ``ProtocolError`` it stays failed.
 
-    Complete frames in a piece are sliced straight out of it; only an incomplete tail is
+    ``first_limit`` bounds the first frame only (``MAX_FIRST_FRAME`` on a connection, where
+    it is the Hello); every later frame may be up to ``MAX_FRAME``. Complete frames in a piece are sliced straight out of it; only an incomplete tail is
     copied into the buffer, and the buffer is compacted once per ``feed``, so feeding a
     stream costs O(bytes) however it is cut.
     """
 
-    __slots__ = ("_buffer", "_failed")
+    __slots__ = ("_buffer", "_failed", "_first_limit")
 
-    def __init__(self) -> None:
+    def __init__(self, first_limit: int = MAX_FRAME) -> None:
         self._buffer = bytearray()
         self._failed: ProtocolError | None = None
+        self._first_limit = min(first_limit, MAX_FRAME)
 
     @property
     def buffered(self) -> int:
@@ -61,33 +68,39 @@ class FrameDecoder:
             if buffer:
                 buffer += data
                 with memoryview(buffer) as view:
-                    bodies, end = _split(view)
+                    bodies, end = _split(view, self._first_limit)
                 del buffer[:end]
             else:
                 with memoryview(data) as view:
-                    bodies, end = _split(view)
+                    bodies, end = _split(view, self._first_limit)
                     if end < len(view):
                         buffer += view[end:]
         except ProtocolError as exc:
             self._failed = exc
             buffer.clear()
             raise
+        if bodies:
+            self._first_limit = MAX_FRAME
         return bodies
 
 
-def _split(view: memoryview) -> tuple[list[bytes], int]:
-    """Frames in ``view`` from its start: (bodies, offset of the first unused byte)."""
+def _split(view: memoryview, limit: int) -> tuple[list[bytes], int]:
+    """Frames in ``view`` from its start: (bodies, offset of the first unused byte).
+
+    ``limit`` applies to the first frame in ``view``; later ones may be up to ``MAX_FRAME``.
+    """
     bodies: list[bytes] = []
     pos = 0
     size = len(view)
     unpack_from = _PREFIX.unpack_from
     while size - pos >= PREFIX_BYTES:
         (length,) = unpack_from(view, pos)
-        if length == 0 or length > MAX_FRAME:
-            _check_length(length)
+        if length == 0 or length > limit:
+            _check_length(length, limit)
         end = pos + PREFIX_BYTES + length
         if end > size:
             break
         bodies.append(view[pos + PREFIX_BYTES : end].tobytes())
         pos = end
+        limit = MAX_FRAME
     return bodies, pos

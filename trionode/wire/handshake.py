@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from trionode.wire.errors import PROTOCOL_ERROR, SELF_CONNECTION, UNSUPPORTED_VERSION, WRONG_NETWORK
+from trionode.wire.errors import (
+    DUPLICATE_HELLO,
+    PROTOCOL_ERROR,
+    SELF_CONNECTION,
+    UNSUPPORTED_VERSION,
+    WRONG_NETWORK,
+    ProtocolError,
+)
 from trionode.wire.messages import PROTOCOL_VERSION, Envelope, Error, Hello, Message, UnknownMessage
 
 # Seconds from connect to a completed handshake (INTERFACE.md): long enough for a slow link,
@@ -46,6 +53,11 @@ class HandshakeResult:
         return self.reject is not None or self.peer_error is not None
 
 
+def second_hello() -> ProtocolError:
+    """A Hello on a connection whose handshake is complete: a protocol error, and a close."""
+    return ProtocolError(DUPLICATE_HELLO, "type", "second Hello on one connection")
+
+
 class Handshake:
     def __init__(self, our_hello: Hello, outbound: bool) -> None:
         self.our_hello = our_hello
@@ -74,7 +86,7 @@ class Handshake:
         msg = envelope.message
         if self.state is State.DONE:
             if isinstance(msg, Hello):
-                return self._reject(PROTOCOL_ERROR, "a second Hello after the handshake")
+                raise second_hello()
             return HandshakeResult()
         if isinstance(msg, Error):
             self.state = State.CLOSED
