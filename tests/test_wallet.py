@@ -109,7 +109,7 @@ def test_resolve_unknown(wallets: Wallets) -> None:
     with pytest.raises(WalletError) as info:
         wallets.resolve("x")
     assert str(info.value) == (
-        f"unknown wallet 'x' in {wallets.directory} (create it with: trionode wallet new x)"
+        f"unknown wallet 'x' in {wallets.directory} (create it with: trionode --data-dir {wallets.directory.parent} wallet new x)"
     )
 
 
@@ -148,3 +148,10 @@ def test_binary_garbage_is_one_line_error(wallets: Wallets) -> None:
     with pytest.raises(WalletError, match=r"alice\.json") as info:
         wallets.load("alice")
     assert "\n" not in str(info.value)
+
+
+def test_a_mistyped_address_is_called_that(wallets: Wallets) -> None:
+    with pytest.raises(WalletError, match="neither an address \\(40 hex digits\\) nor a wallet"):
+        wallets.resolve("z" * 40)
+    with pytest.raises(WalletError, match="neither an address"):
+        wallets.resolve("ab" * 19)  # 38 hex digits: one byte short

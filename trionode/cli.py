@@ -17,9 +17,9 @@ from trionode import AGENT
 from trionode.chain.amounts import coins_json, format_coins, parse_coins
 from trionode.control.client import ControlClient, NodeNotRunning
 from trionode.control.protocol import ControlError
-from trionode.node.config import ConfigError, NodeConfig, load_config
+from trionode.node.config import ConfigError, NodeConfig, load_config, parse_hostport
 from trionode.node.logging import LEVELS
-from trionode.wallet import Wallet, WalletError, Wallets
+from trionode.wallet import Wallet, WalletError, WalletNameError, Wallets
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "does the rest), fund wallets alice and bob, and stay in the foreground until Ctrl+C. "
         "Run it again on the same --dir to restart the same nodes and chains.",
     )
-    devnet.add_argument("--nodes", type=int, metavar="N", help="how many nodes (default 3)")
+    devnet.add_argument("--nodes", type=int, metavar="N", help="how many nodes, 1..32 (default 3)")
     devnet.add_argument(
         "--dir",
         type=Path,
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--difficulty",
         type=int,
         metavar="D",
-        help="chain difficulty: leading zero hex digits (default 2, like configs/)",
+        help="chain difficulty: leading zero hex digits, 0..8 (default 2, like configs/)",
     )
 
     top = sub.add_parser(
@@ -290,7 +290,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         node = Node(config, Environment.real(config.mining_workers), log)
     except StartupError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), EXIT_USAGE if exc.usage else EXIT_FAILURE) from None
     try:
         trio.run(node.run)
     except* ListenError as group:
@@ -300,15 +300,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _selector(args: argparse.Namespace) -> str:
+    """How the user named the node (`` --config FILE``), to repeat in a hint; "" for defaults."""
+    if args.config is not None:
+        return f" --config {args.config}"
+    if args.data_dir is not None:
+        return f" --data-dir {args.data_dir}"
+    return ""
+
+
+def _not_running(args: argparse.Namespace, exc: NodeNotRunning) -> UserError:
+    text = str(exc)
+    if text.startswith("no node is running"):
+        text += f" (start one with: trionode{_selector(args)} run)"
+    return UserError(text)
+
+
 def _client(args: argparse.Namespace, timeout: float | None = 30.0) -> ControlClient:
     try:
         return ControlClient(_data_dir(args), timeout=timeout)
     except NodeNotRunning as exc:
-        raise UserError(str(exc)) from None
+        raise _not_running(args, exc) from None
 
 
 def cmd_control(args: argparse.Namespace) -> int:
     verb = args.verb
+    if verb == "connect":  # a bad argument is a usage error, whether or not a node runs
+        try:
+            parse_hostport(args.address)
+        except ValueError as exc:
+            raise UserError(f"connect: bad address {args.address!r}: {exc}", EXIT_USAGE) from None
     with _client(args, timeout=None if verb in ("mine", "sync", "validate", "connect") else 30.0) as client:
         if verb == "status":
             _emit(args, client.call("status"), _fmt_status)
@@ -357,7 +378,9 @@ def cmd_control(args: argparse.Namespace) -> int:
                 args,
                 result,
                 lambda r: (
-                    f"height {r['height']} tip {r['tip']}" + (" (chain replaced)" if r["replaced"] else "")
+                    f"height {r['height']} tip {r['tip']}"
+                    + (" (chain replaced)" if r["replaced"] else "")
+                    + ("" if r["peers"] else " (no peers connected: nothing to sync with)")
                 ),
             )
         elif verb == "validate":
@@ -505,7 +528,7 @@ def cmd_wallet(args: argparse.Namespace) -> int:
                 ),
             )
     except WalletError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), EXIT_USAGE if isinstance(exc, WalletNameError) else EXIT_FAILURE) from None
     return EXIT_OK
 
 
@@ -525,7 +548,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     try:
         return int(run_top(data_dir))
     except NodeNotRunning as exc:
-        raise UserError(str(exc)) from None
+        raise _not_running(args, exc) from None
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

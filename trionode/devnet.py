@@ -13,7 +13,6 @@ only this process, which then stops them in order.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any, Final
 from trionode.chain.amounts import format_coins, parse_coins
 from trionode.control.client import ControlClient, NodeNotRunning
 from trionode.control.protocol import SOCKET_NAME, ControlError
+from trionode.control.server import socket_path_problem
 from trionode.wallet import Wallet, WalletError, Wallets
 
 DEFAULT_NODES: Final = 3
@@ -50,8 +50,6 @@ SETTLE_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 10.0
 # Records what devnet made here, so that a second run reuses it rather than guessing.
 STATE_FILE: Final = "devnet.json"
-# Unix socket paths are limited to 108 bytes on Linux.
-MAX_SOCKET_PATH: Final = 107
 
 
 class DevnetError(Exception):
@@ -210,7 +208,7 @@ class Devnet:
     # ------------------------------------------------------------- start, demo, stop
 
     def start(self, ports: dict[str, int]) -> None:
-        say(f"starting {len(self.nodes)} nodes in {self.shown}/ (difficulty {self.difficulty})")
+        say(f"starting {_nodes(len(self.nodes))} in {self.shown}/ (difficulty {self.difficulty})")
         previous: NodeProcess | None = None
         for node in self.nodes:
             seed = previous.address if previous is not None else None
@@ -435,6 +433,10 @@ def _stop_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _nodes(count: int) -> str:
+    return "1 node" if count == 1 else f"{count} nodes"
+
+
 def run_devnet(nodes: int | None, directory: Path, difficulty: int | None) -> int:
     state = load_state(directory)
     if state is not None:
@@ -446,7 +448,7 @@ def run_devnet(nodes: int | None, directory: Path, difficulty: int | None) -> in
                 2,
             )
         difficulty = int(old_difficulty)
-        nodes = nodes or int(state.get("nodes", DEFAULT_NODES))
+        nodes = int(state.get("nodes", DEFAULT_NODES)) if nodes is None else nodes
     nodes = DEFAULT_NODES if nodes is None else nodes
     difficulty = DEFAULT_DIFFICULTY if difficulty is None else difficulty
     if not 1 <= nodes <= MAX_NODES:
@@ -454,8 +456,7 @@ def run_devnet(nodes: int | None, directory: Path, difficulty: int | None) -> in
     if not 0 <= difficulty <= 8:
         raise DevnetError(f"--difficulty must be 0..8 for a devnet, got {difficulty}", 2)
     root = directory.absolute()
-    longest = root / f"node{nodes}" / SOCKET_NAME
-    if len(os.fsencode(longest)) > MAX_SOCKET_PATH:
+    if socket_path_problem(root / f"node{nodes}") is not None:
         raise DevnetError(f"{root} is too deep for a control socket path; choose a shorter --dir", 2)
     if state is not None:
         alive = _running_in(root)
@@ -506,7 +507,7 @@ def run_devnet(nodes: int | None, directory: Path, difficulty: int | None) -> in
 
 def print_guide(net: Devnet, bob: str, height: int, tip: str) -> None:
     first, last = net.nodes[0], net.nodes[-1]
-    lines = ["", f"devnet ready: {len(net.nodes)} nodes, height {height}, tip {tip[:16]}...", ""]
+    lines = ["", f"devnet ready: {_nodes(len(net.nodes))}, height {height}, tip {tip[:16]}...", ""]
     width = max(len(n.address) for n in net.nodes)
     for node in net.nodes:
         lines.append(

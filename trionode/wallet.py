@@ -34,6 +34,10 @@ class WalletError(Exception):
     """An expected wallet problem; its message is one line meant for the user."""
 
 
+class WalletNameError(WalletError):
+    """A name that can never be a wallet's (the CLI treats it as a usage error)."""
+
+
 def is_address_text(text: str) -> bool:
     return ADDRESS_TEXT.fullmatch(text) is not None
 
@@ -103,7 +107,8 @@ class Wallets:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise WalletError(
-                f"unknown wallet '{name}' in {self.directory} (create it with: trionode wallet new {name})"
+                f"unknown wallet '{name}' in {self.directory} "
+                f"(create it with: trionode --data-dir {self.directory.parent} wallet new {name})"
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise WalletError(f"cannot read wallet file {path}: {exc}") from None
@@ -116,7 +121,16 @@ class Wallets:
         """An address for a CLI argument: 40 hex characters as is, else a wallet's address."""
         if is_address_text(name_or_address):
             return bytes.fromhex(name_or_address)
-        return self.load(name_or_address).address
+        try:
+            return self.load(name_or_address).address
+        except WalletError:
+            if len(name_or_address) >= 32 and not self._path(name_or_address).exists():
+                # Long enough to be a mistyped address rather than a wallet someone forgot.
+                raise WalletError(
+                    f"{name_or_address!r} is neither an address (40 hex digits) nor a wallet in "
+                    f"{self.directory}"
+                ) from None
+            raise
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{name}{SUFFIX}"
@@ -124,9 +138,9 @@ class Wallets:
     @staticmethod
     def _check_name(name: str) -> None:
         if not WALLET_NAME.fullmatch(name):
-            raise WalletError(f"bad wallet name {name!r}: use 1 to 64 of A-Z a-z 0-9 _ -")
+            raise WalletNameError(f"bad wallet name {name!r}: use 1 to 64 of A-Z a-z 0-9 _ -")
         if is_address_text(name):
-            raise WalletError(f"bad wallet name {name!r}: 40 hex characters would read as an address")
+            raise WalletNameError(f"bad wallet name {name!r}: 40 hex characters would read as an address")
 
 
 def _parse(text: str) -> KeyPair:

@@ -69,9 +69,24 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
     assert "cannot read the file" in fails("run", "--config", str(missing), code=2)
 
 
+def test_mining_to_a_wallet_that_does_not_exist(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(f'[node]\ndata_dir = "{tmp_path / "d"}"\n[mining]\nenabled = true\naddress = "miner"\n')
+    line = fails("run", "--config", str(config), code=2)
+    assert line.startswith(f"trionode: {config}: mining.address: unknown wallet 'miner'"), line
+
+
 def test_bad_flags(tmp_path: Path) -> None:
     assert "--listen" in fails("run", "--data-dir", str(tmp_path), "--listen", "localhost", code=2)
     assert "--limit" in fails("chain", "--limit", "-1", data_dir=tmp_path, code=2)
+
+
+def test_bad_arguments_of_verbs_are_usage_errors(node: Daemon, tmp_path: Path) -> None:
+    for address in ("127.0.0.1", "127.0.0.1:99999", "[::1"):
+        assert "connect: bad address" in fails("connect", address, data_dir=node.data_dir, code=2)
+    assert "bad wallet name" in fails("wallet", "new", "a/b", data_dir=tmp_path, code=2)
+    devnet = tmp_path / "devnet"
+    assert "--nodes must be 1..32" in fails("devnet", "--nodes", "0", "--dir", str(devnet), code=2)
 
 
 def test_bad_amount(node: Daemon) -> None:
@@ -88,12 +103,21 @@ def test_bad_amount(node: Daemon) -> None:
 
 def test_no_node_running(tmp_path: Path) -> None:
     line = fails("status", data_dir=tmp_path, code=1)
-    assert line == f"trionode: no node is running on data dir {tmp_path} (start one with: trionode run)"
+    assert (
+        line
+        == f"trionode: no node is running on data dir {tmp_path} (start one with: trionode --data-dir {tmp_path} run)"
+    )
+    config = tmp_path / "node.toml"
+    config.write_text(f'[node]\ndata_dir = "{tmp_path / "n1"}"\n')
+    line = fails("--config", str(config), "peers", code=1)
+    assert line.endswith(f"(start one with: trionode --config {config} run)")
 
 
 def test_port_in_use(node: Daemon, tmp_path: Path) -> None:
     line = fails("run", "--data-dir", str(tmp_path / "other"), "--listen", node.address, code=1)
     assert line == f"trionode: cannot listen on {node.address}: port {node.port} is in use"
+    out = cli("run", "--data-dir", str(tmp_path / "other"), "--listen", node.address, check=False).stdout
+    assert "node_stopped" not in out  # it never started, so it does not claim to have stopped
 
 
 def test_an_address_that_cannot_be_bound_names_the_setting(tmp_path: Path) -> None:
@@ -115,7 +139,9 @@ def test_data_dir_in_use(node: Daemon) -> None:
 
 def test_unknown_wallet(node: Daemon) -> None:
     line = fails("send", "--from", "carol", "--to", "bob", "--amount", "1", data_dir=node.data_dir, code=1)
-    assert "unknown wallet 'carol'" in line and "trionode wallet new carol" in line
+    assert (
+        "unknown wallet 'carol'" in line and f"trionode --data-dir {node.data_dir} wallet new carol" in line
+    )
     assert "unknown wallet 'dave'" in fails("balance", "dave", data_dir=node.data_dir, code=1)
     assert "unknown wallet 'erin'" in fails("wallet", "show", "erin", data_dir=node.data_dir, code=1)
 
@@ -129,7 +155,7 @@ def test_peer_unreachable(node: Daemon) -> None:
     port = closed_port()
     line = fails("connect", f"127.0.0.1:{port}", data_dir=node.data_dir, code=1)
     assert line == f"trionode: cannot reach 127.0.0.1:{port}: Connection refused"
-    assert "expected host:port" in fails("connect", "nonsense", data_dir=node.data_dir, code=1)
+    assert 'no ":PORT"' in fails("connect", "nonsense", data_dir=node.data_dir, code=2)
 
 
 def test_peer_on_another_network(node: Daemon, tmp_path: Path) -> None:

@@ -115,7 +115,8 @@ def test_three_nodes_from_the_shipped_configs_relay_and_agree(tmp_path: Path, da
     by_height = cli_json("block", "2", data_dir=n1.data_dir)
     assert by_height == cli_json("block", mined["hash"], data_dir=n2.data_dir)
     assert by_height["hash"] == mined["hash"] and {t["txid"] for t in by_height["transactions"]} >= {txid}
-    assert cli_json("sync", data_dir=n1.data_dir) == {"height": 2, "tip": mined["hash"], "replaced": False}
+    synced = cli_json("sync", data_dir=n1.data_dir)
+    assert synced == {"height": 2, "tip": mined["hash"], "replaced": False, "peers": 2}
     # disconnect drops the peer (both sides log it). Node 1 does not redial it; node 3, which
     # lists node 1 in its config, does: the link comes back, inbound at node 1.
     before = len(n1.matching("peer_connected", peer=ids[2]))

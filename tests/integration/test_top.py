@@ -54,7 +54,7 @@ def test_no_node_is_one_line_and_exit_1(tmp_path: Path) -> None:
     code, _, err = top("--data-dir", str(tmp_path / "nothing"))
     assert code == 1
     assert err.splitlines() == [
-        f"trionode: no node is running on data dir {tmp_path / 'nothing'} (start one with: trionode run)"
+        f"trionode: no node is running on data dir {tmp_path / 'nothing'} (start one with: trionode --data-dir {tmp_path / 'nothing'} run)"
     ]
 
 

@@ -175,3 +175,12 @@ def test_a_forgotten_table_entry_is_no_longer_dialled_but_a_configured_peer_is()
     cands.forget_table_entry("10.0.0.1:5001")
     cands.forget_table_entry("10.0.0.2:5001")
     assert list(cands.by_address) == ["10.0.0.2:5001"]
+
+
+def test_a_peer_on_another_network_is_dropped_unless_configured() -> None:
+    cands = Candidates(random.Random(1))
+    for address, source in [("10.0.0.1:1", "cli"), ("10.0.0.2:1", "discovered"), ("10.0.0.3:1", "config")]:
+        cands.add(address, source)
+        cands.drop_unless_configured(address, now=0.0)
+    assert list(cands.by_address) == ["10.0.0.3:1"]
+    assert cands.by_address["10.0.0.3:1"].next_try > 0  # still redialled, with backoff

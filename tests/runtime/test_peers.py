@@ -375,3 +375,24 @@ async def test_peers_json_last_seen_follows_heartbeats(
         assert wall() - saved[b.node_id]["last_seen"] < 60 + 15
         a.stop()
         b.stop()
+
+
+async def test_a_peer_on_another_network_is_not_redialled_after_connect_fails(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from trionode.chain.params import ChainParams
+    from trionode.net.manager import ConnectError
+
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    foreign = make_node(net, "10.0.0.2", tmp_path, chain=ChainParams(difficulty=2))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(foreign.run)
+        with pytest.raises(ConnectError, match="different network"):
+            await a.manager.connect("10.0.0.2:5001")
+        await trio.sleep(600)
+        assert len(events(a).matching("handshake_failed", reason="wrong_network")) == 1
+        assert "10.0.0.2:5001" not in a.manager.candidates.by_address
+        a.stop()
+        foreign.stop()

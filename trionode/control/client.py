@@ -26,14 +26,12 @@ class ControlClient:
         except OSError as exc:
             self._sock.close()
             if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK):
-                raise NodeNotRunning(
-                    f"no node is running on data dir {data_dir} (start one with: trionode run)"
-                ) from None
+                raise NodeNotRunning(f"no node is running on data dir {data_dir}") from None
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise NodeNotRunning(
                     f"{self.path}: permission denied (the node belongs to another user)"
                 ) from None
-            raise NodeNotRunning(f"{self.path}: cannot connect: {exc.strerror}") from None
+            raise NodeNotRunning(f"{self.path}: cannot connect: {exc.strerror or exc}") from None
         self._decoder = FrameDecoder()
         self._pending: list[bytes] = []
 

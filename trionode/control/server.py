@@ -71,14 +71,20 @@ async def serve_control(
 
 async def _serve_client(node: "Node", stream: trio.abc.Stream) -> None:
     decoder = FrameDecoder()
+    early: list[bytes] = []  # bytes that arrived while a verb ran (a pipelined request)
     while True:
-        with trio.fail_after(IDLE_TIMEOUT):
-            data = await stream.receive_some(65536)
+        if early:
+            data = early.pop()
+        else:
+            with trio.fail_after(IDLE_TIMEOUT):
+                data = bytes(await stream.receive_some(65536))
         if not data:
             return
         for body in decoder.feed(data):
             request = unpack_map(body)
-            reply = await _dispatch(node, request)
+            reply = await _dispatch_unless_hung_up(node, request, stream, early)
+            if reply is None:
+                return  # the client left (Ctrl+C on `trionode mine`): its verb was cancelled
             try:
                 data = encode(reply)
             except (OverflowError, ValueError, TypeError) as exc:  # a bug, not the node's end
@@ -87,6 +93,34 @@ async def _serve_client(node: "Node", stream: trio.abc.Stream) -> None:
             await stream.send_all(data)
             if request.get("verb") == "stop":
                 node.stop()
+
+
+async def _dispatch_unless_hung_up(
+    node: "Node", request: dict[Any, Any], stream: trio.abc.Stream, early: list[bytes]
+) -> dict[str, Any] | None:
+    """Run the verb, cancelling it if the client closes first (None then): a ``mine`` or
+    ``sync`` nobody waits for any more stops instead of mining on for no one."""
+    reply: dict[str, Any] | None = None
+
+    async def run(cancel: trio.CancelScope) -> None:
+        nonlocal reply
+        reply = await _dispatch(node, request)
+        cancel.cancel()
+
+    async def watch(cancel: trio.CancelScope) -> None:
+        try:
+            data = await stream.receive_some(65536)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if data:
+            early.append(bytes(data))  # not a hang-up: keep it for the next request, stop watching
+            return
+        cancel.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, nursery.cancel_scope)
+        nursery.start_soon(watch, nursery.cancel_scope)
+    return reply
 
 
 async def _dispatch(node: "Node", request: dict[Any, Any]) -> dict[str, Any]:

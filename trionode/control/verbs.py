@@ -63,7 +63,7 @@ async def status(node: "Node", args: dict[str, Any]) -> dict[str, Any]:
         "pending": snap.pending,
         "difficulty": difficulty_of(target),
         "mining": node.miner.active > 0,
-        "hashrate": round(node.miner.hashrate, 1),
+        "hashrate": round(node.miner.hashrate, 1) if node.miner.active else 0.0,  # H/s while mining
         "agent": AGENT,
         "version": __version__,
         "data_dir": str(node.data_dir),
@@ -220,9 +220,10 @@ async def mine(node: "Node", args: dict[str, Any]) -> dict[str, Any]:
 
 async def sync(node: "Node", args: dict[str, Any]) -> dict[str, Any]:
     before = node.owner.snapshot
+    peers = len(node.manager.connections)
     await node.consensus.run_now()
     after = node.owner.snapshot
-    return {"height": after.height, "tip": after.tip, "replaced": after.tip != before.tip}
+    return {"height": after.height, "tip": after.tip, "replaced": after.tip != before.tip, "peers": peers}
 
 
 async def validate(node: "Node", args: dict[str, Any]) -> dict[str, Any]:

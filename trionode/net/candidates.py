@@ -111,6 +111,14 @@ class Candidates:
             cand.dialling = False
             cand.next_try = now + BACKOFF_BASE * self._rng.uniform(1 - JITTER, 1 + JITTER)
 
+    def drop_unless_configured(self, address: str, now: float) -> None:
+        """A peer that can never be ours (another network): forget it unless it is configured."""
+        cand = self.by_address.get(address)
+        if cand is not None and cand.source == "config":
+            self.failed(address, now)
+        elif cand is not None:
+            del self.by_address[address]
+
     def hold(self, address: str) -> None:
         """The operator dropped this peer: do not redial it until told to (``connect``)."""
         cand = self.by_address.get(address)

@@ -29,6 +29,8 @@ from trionode.wire.errors import (
     MISBEHAVIOUR,
     SHUTDOWN,
     TOO_MANY_PEERS,
+    UNSUPPORTED_VERSION,
+    WRONG_NETWORK,
     ProtocolError,
 )
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT
@@ -249,6 +251,10 @@ class PeerManager:
                     if reason == "self_connection":
                         self.our_addresses.add(conn.dialed)
                         self.candidates.forbid(conn.dialed)
+                    elif reason in (WRONG_NETWORK, UNSUPPORTED_VERSION):
+                        # Another network will not become ours by redialling; only a
+                        # configured peer is kept (its handshake_failed lines say why).
+                        self.candidates.drop_unless_configured(conn.dialed, trio.current_time())
                     elif reason != "duplicate_connection":
                         self.candidates.failed(conn.dialed, trio.current_time())
                         self.dial_wakeup.poke()

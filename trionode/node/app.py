@@ -53,7 +53,14 @@ NODE_WALLET: Final = "node"
 
 
 class StartupError(Exception):
-    """The node cannot start (data dir locked, store unreadable); one line for the user."""
+    """The node cannot start (data dir locked, store unreadable); one line for the user.
+
+    ``usage``: the configuration is at fault (the CLI exits 2, as for any bad config).
+    """
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 @dataclass
@@ -163,11 +170,20 @@ class Node:
         self.manager.on_messages = self.dispatcher.on_batch
         self.manager.on_new_peer = self._on_new_peer
         self.wallets = Wallets(self.data_dir)
+        self.mining_address: bytes | None = None
+        if config.mining_enabled:
+            try:
+                self.mining_address = self.reward_address(config.mining_address)
+            except WalletError as exc:
+                self._unlock()
+                where = config.config_path or "defaults"
+                raise StartupError(f"{where}: mining.address: {exc}", usage=True) from None
         self._stop = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._listener_scope = trio.CancelScope()
         self.stopping = False
         self.crashed = False
+        self.started = False  # node_started was logged
 
     # ------------------------------------------------------------- data dir lock
 
@@ -251,9 +267,7 @@ class Node:
         self.manager.load()
         for host, port in config.peers:
             self.manager.add_seed(format_hostport(host, port))
-        mining_address: bytes | None = None
-        if config.mining_enabled:
-            mining_address = self.reward_address(config.mining_address)
+        mining_address = self.mining_address
         try:
             async with trio.open_nursery() as root:
                 self._nursery = root
@@ -274,6 +288,7 @@ class Node:
                     agent=AGENT,
                 )
                 self.log.info("listening", address=self.listen_address)
+                self.started = True
                 root.start_soon(dial_loop, self.manager)
                 root.start_soon(heartbeat_loop, self.manager)
                 root.start_soon(self.manager.saver)
@@ -333,7 +348,8 @@ class Node:
             self.chain.commit()
             self.chain.store.close()
         finally:
-            self.log.info("node_stopped", height=self.chain.height, tip=self.chain.main[-1].hex())
+            if self.started:  # a node that never started (port in use) did not stop either
+                self.log.info("node_stopped", height=self.chain.height, tip=self.chain.main[-1].hex())
             if self.env.control:
                 try:
                     (self.data_dir / "control.sock").unlink(missing_ok=True)

@@ -93,7 +93,8 @@ class InlineSolver:
 
     async def search(self, prefix: bytes, target: int, start: int) -> tuple[int | None, int]:
         await trio.lowlevel.checkpoint()
-        return pow.search(prefix, target, start, self.chunk), self.chunk
+        nonce = pow.search(prefix, target, start, self.chunk)
+        return nonce, self.chunk if nonce is None else nonce - start + 1
 
 
 class ProcessSolver:
@@ -110,15 +111,17 @@ class ProcessSolver:
         import trio_parallel
 
         found: list[int] = []
+        tried = 0
 
         async def run(part: int) -> None:
-            nonce = await trio_parallel.run_sync(
-                pow.search, prefix, target, start + part * POW_CHUNK, POW_CHUNK
-            )
+            nonlocal tried
+            first = start + part * POW_CHUNK
+            nonce = await trio_parallel.run_sync(pow.search, prefix, target, first, POW_CHUNK)
             if nonce is not None:
                 found.append(nonce)
+            tried += POW_CHUNK if nonce is None else nonce - first + 1  # each part stops at its hit
 
         async with trio.open_nursery() as nursery:
             for part in range(self.workers):
                 nursery.start_soon(run, part)
-        return (min(found) if found else None), POW_CHUNK * self.workers
+        return (min(found) if found else None), tried
