@@ -357,6 +357,28 @@ async def test_peer_claiming_more_work_than_it_delivers_is_penalised_and_next_pe
         b.stop()
 
 
+async def test_peer_answering_with_blocks_that_do_not_connect_counts_as_undelivered(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    blocks, _ = build_chain(tmp_path / "prep.db", 3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        claim = 10**9
+        liar = await open_peer(nursery, net, "10.0.0.51", a, 51, work=claim, height=1_000)
+        await liar.wait_for("RequestChain")
+        await liar.send(m.ResponseChain(blocks=blocks[2:]))  # block 3 alone: its parent is unknown
+        await events(a).wait_for("sync_unconnected", peer=liar.node_id.hex())
+        await events(a).wait_for("sync_undelivered", peer=liar.node_id.hex())
+        assert a.manager.table.records[liar.node_id.hex()].misbehaviour == 20
+        for nonce in range(5):  # the same claim again and again: it is not asked again
+            await liar.heartbeat(100 + nonce, work=claim)
+            await trio.sleep(10)
+        assert len(liar.of_type("RequestChain")) == 1
+        a.stop()
+
+
 async def test_stalled_sync_peer_is_dropped_after_30s_and_the_next_one_tried(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -141,7 +141,10 @@ class Consensus:
                 session.finish("stalled")
                 conn.close("sync_stalled", m.Error(code=TIMEOUT, reason="sync request not answered"))
         snapshot = self.owner.snapshot
-        if session.failure is None and snapshot.work < session.claimed_work and conn.peer_id is not None:
+        # Blocks that do not connect to the locator we sent deliver nothing either (an honest
+        # answer always starts on a block we have). Invalid blocks and stalls cost their own.
+        delivered_nothing = session.failure in (None, "unconnected")
+        if delivered_nothing and snapshot.work < session.claimed_work and conn.peer_id is not None:
             self._undelivered[conn.peer_id] = session.claimed_work
             self.log.info(
                 "sync_undelivered", peer=conn.peer_id, claimed=session.claimed_work, work=snapshot.work
