@@ -271,6 +271,17 @@ def test_empty_node_catches_up_500_blocks_then_gets_one_block_as_one_block(
     assert [e["height"] for e in since if e["event"] == "block_accepted"] == [height + 1]
     assert all(e["blocks"] <= 1 for e in since if e["event"] == "sync_progress")
 
+    # One block behind after a restart: no relay to ride on, so a sync fetches it, and the
+    # locator makes that sync one block long.
+    assert late.stop() == 0
+    (block,) = mine(source, 1)
+    late.start()
+    late.wait_for("sync_progress", height=height + 2)
+    (progress,) = late.matching("sync_progress")
+    assert (progress["blocks"], progress["target"]) == (1, height + 2)
+    assert [e["height"] for e in late.matching("block_accepted")] == [height + 2]
+    assert late.call("status")["tip"] == block["hash"]
+
 
 def test_kill_9_during_a_sync_leaves_a_valid_store_that_catches_up(
     tmp_path: Path, daemons: list[Daemon]

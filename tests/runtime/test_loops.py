@@ -312,6 +312,38 @@ async def test_heartbeat_showing_more_work_wakes_the_consensus_loop(
         a.stop()
 
 
+async def test_consensus_rounds_run_soon_after_start_then_every_sync_interval(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=60.0)
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+        await nursery.start(a.run)
+        await trio.sleep_until(start + FIRST_ROUND - 0.5)
+        assert a.consensus.rounds == 0
+        await trio.sleep_until(start + FIRST_ROUND + 0.5)
+        assert a.consensus.rounds == 1  # the first round, 10 s after start
+        await trio.sleep_until(start + FIRST_ROUND + 5 * 60.0 + 0.5)
+        assert a.consensus.rounds == 6  # then one every sync_interval
+        a.stop()
+
+
+async def test_a_hello_showing_more_work_starts_a_sync_at_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await trio.sleep(FIRST_ROUND + 5)  # past the first round: only the Hello can trigger one
+        sent = trio.current_time()
+        peer = await open_peer(nursery, net, "10.0.0.52", a, 52, work=10**6, height=5)
+        arrived, _ = await peer.wait_for("RequestChain")
+        assert arrived - sent < 1.0
+        a.stop()
+
+
 async def honest_node_ahead(nursery: trio.Nursery, net: SimNetwork, tmp_path: Path, count: int) -> Node:
     """A node on 10.0.0.2 with ``count`` blocks, connected to no one yet."""
     b = make_node(net, "10.0.0.2", tmp_path)
@@ -379,6 +411,31 @@ async def test_peer_answering_with_blocks_that_do_not_connect_counts_as_undelive
         a.stop()
 
 
+async def test_peer_delivering_an_invalid_block_is_banned_and_the_next_peer_tried(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    bad = bad_pow_block(tmp_path / "bad.db")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        b = await honest_node_ahead(nursery, net, tmp_path, 3)
+        liar = await open_peer(nursery, net, "10.0.0.53", a, 53, work=10**9, height=1_000)
+        await liar.wait_for("RequestChain")
+        await b.manager.connect("10.0.0.1:5001")
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        await liar.send(m.ResponseChain(blocks=[bad]))
+        rejected = await events(a).wait_for("block_rejected", hash=bad.block_hash.hex())
+        assert rejected["reason"] == "bad_pow"
+        await events(a).wait_for("peer_banned", peer=liar.node_id.hex())
+        # The same round goes on to the honest peer and gets its chain.
+        await events(a).wait_for("sync_progress", peer=b.node_id, height=3)
+        assert a.owner.snapshot.tip == b.owner.snapshot.tip
+        assert liar.node_id.hex() not in a.manager.connections
+        a.stop()
+        b.stop()
+
+
 async def test_stalled_sync_peer_is_dropped_after_30s_and_the_next_one_tried(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -407,6 +464,43 @@ async def test_stalled_sync_peer_is_dropped_after_30s_and_the_next_one_tried(
 
 
 # ----------------------------------------------------------------------------- relay
+
+
+async def test_relay_sends_each_item_once_per_peer_and_never_back_to_its_sender(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Counted on the wire: three peers; one sends a transaction and a block, the other two
+    get each once, and when one of them sends its copy back nothing moves again."""
+    alice = KeyPair(bytes(31) + b"\x0b")
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await a.miner.mine_one(alice.address)
+        origin = await open_peer(nursery, net, "10.0.0.71", a, 71)
+        echoer = await open_peer(nursery, net, "10.0.0.72", a, 72)
+        listener = await open_peer(nursery, net, "10.0.0.73", a, 73)
+        tx = sign_transaction(alice, a.network, bytes(20), COIN, 0, int(wall() * 1000))
+        await origin.send(m.NewTransaction(tx=tx))
+        await echoer.wait_for("NewTransaction")
+        await listener.wait_for("NewTransaction")
+        await echoer.send(m.NewTransaction(tx=tx))  # its copy comes back: must not loop
+        template = await a.owner.call(lambda c: c.template(bytes(20), int(wall() * 1000)))
+        nonce = search(template.header.prefix(), template.header.target, 0, 1 << 20)
+        assert nonce is not None
+        block = Block(template.header.with_nonce(nonce), template.txs)  # with the transaction
+        await origin.send(m.NewBlock(block=block))
+        await echoer.wait_for("NewBlock")
+        await listener.wait_for("NewBlock")
+        await echoer.send(m.NewBlock(block=block))
+        await trio.sleep(60)  # long enough for any late duplicate or echo to arrive
+        for peer, expected in ((origin, 0), (echoer, 1), (listener, 1)):
+            txs = [msg.tx.txid for _, msg in peer.of_type("NewTransaction")]
+            got = [msg.block.block_hash for _, msg in peer.of_type("NewBlock")]
+            assert txs.count(tx.txid) == expected, (peer.node_id.hex(), txs)
+            assert got.count(block.block_hash) == expected, (peer.node_id.hex(), got)
+        assert len(events(a).matching("block_accepted", hash=block.block_hash.hex())) == 1
+        a.stop()
 
 
 async def test_transaction_refused_for_a_nonce_gap_is_accepted_once_its_predecessor_came(
