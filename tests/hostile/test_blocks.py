@@ -129,8 +129,15 @@ def test_an_invalid_block_is_rejected_not_relayed_and_bans(
     arena: Arena, attacker: Attacker, case: str
 ) -> None:
     node = arena.node
+    # An honest pending transaction from the same key (nonce 0): many invalid blocks below
+    # spend that nonce too, and rejecting them must leave it pending.
+    honest = spend(attacker, 5, 0)
+    arena.observer.send("NewTransaction", {"tx": honest})
+    node.wait_for("tx_accepted", txid=txid(honest).hex())
     block, reason = CASES[case](node, attacker)
     before = node.snapshot()
+    if "across blocks" not in case and "later block" not in case:  # those confirm a nonce 0 first
+        assert txid(honest).hex() in before[2]
     attacker.peer.send("NewBlock", {"block": block.wire()}, bad=f"block: {case}")
     event = node.wait_for("block_rejected", hash=block.hash.hex())
     assert event["reason"] == reason, event
