@@ -138,17 +138,52 @@ def run_faults(make: Callable[..., Node], kills: int) -> None:
     for wallet in wallets:
         wallet.start()
     try:
-        for _ in range(kills):
-            time.sleep(rng.uniform(0.3, 2.0))  # the random moment: mining, relaying, syncing...
+        for round_ in range(kills):
+            # Every third kill lands on a moment chosen by the node's own log: just after a
+            # reorganisation, or in the middle of a catch-up sync; the others at random moments
+            # (mining, relaying, syncing...).
+            moment = ("random", "after_reorg", "random")[round_ % 3]
             victim = rng.choice(nodes)
+            if moment == "after_reorg":
+                seen = {id(n): log_count(n, "chain_reorganized") for n in nodes}
+                try:
+                    victim = wait_until(
+                        lambda seen=seen: next(
+                            (n for n in nodes if log_count(n, "chain_reorganized") > seen[id(n)]), None
+                        ),
+                        10,
+                        "a reorganisation",
+                    )
+                except AssertionError:
+                    moment = "random"  # the miners did not race within 10 s: a random kill
+            else:
+                time.sleep(rng.uniform(0.3, 2.0))
             victim.kill9()
             count("fault: kill -9 of a busy node")
+            if moment == "after_reorg":
+                count("fault: kill -9 just after a reorganisation")
             readable_state(victim)
-            time.sleep(rng.uniform(0.0, 1.5))  # the others go on without it
+            time.sleep(rng.uniform(1.0, 3.0) if round_ % 2 else rng.uniform(0.0, 1.5))  # others go on
             ahead = max((s or {}).get("height", 0) for s in map(status, nodes) if s is not None)
+            batches = log_count(victim, "sync_progress")
             victim.start()  # listening and control.sock: the store opened and its chain replayed
             check = victim.control("validate")
             assert check["valid"], check["errors"]
+            if round_ % 2 and (status(victim) or {}).get("height", ahead) < ahead:
+                # Behind: kill it again as soon as its catch-up sync has applied a batch.
+                try:
+                    wait_until(
+                        lambda v=victim, b=batches: log_count(v, "sync_progress") > b, 10, "a sync batch"
+                    )
+                except AssertionError:
+                    pass  # caught up by relay instead of a sync: a plain restart, then
+                else:
+                    victim.kill9()
+                    count("fault: kill -9 during a catch-up sync")
+                    readable_state(victim)
+                    victim.start()
+                    check = victim.control("validate")
+                    assert check["valid"], check["errors"]
             wait_until(lambda v=victim, h=ahead: (status(v) or {}).get("height", -1) >= h, 60, "catch-up")
     finally:
         for wallet in wallets:
