@@ -75,12 +75,14 @@ def refused(
 
 
 def protocol_violation(node: Node, peer: Peer, code: str, field: str | None = None) -> None:
-    """An established peer broke the protocol: Error protocol_error, close, logged with the cause."""
+    """An established peer broke the protocol: Error protocol_error, close, logged with the
+    cause, and 34 misbehaviour points (protocol.md 8.5: three strikes ban)."""
     disconnected(node, peer, f"protocol_error:{code}", "protocol_error")
     event = node.wait_for("protocol_violation", peer=peer.node_id)
     assert event["code"] == code, event
     if field is not None:
         assert event["field"] == field, event
+    assert misbehaviour(node, peer) == 34
 
 
 def banned(node: Node, peer: Peer, reason: str) -> None:

@@ -16,9 +16,16 @@ def addresses(n: int, base: int = 0) -> list[dict[str, Any]]:
 
 
 def test_a_1001_address_reply_is_a_protocol_error(arena: Arena) -> None:
-    peer = established(arena.node)
-    peer.send("PeerDiscovery", {"request": False, "peers": addresses(1_001)}, bad="addr: 1,001 addresses")
-    protocol_violation(arena.node, peer, "bad_field", "payload.peers")
+    node, observer = arena.node, arena.observer
+    peer = established(node)
+    sent = addresses(1_001, base=20_000)
+    peer.send("PeerDiscovery", {"request": False, "peers": sent}, bad="addr: 1,001 addresses")
+    protocol_violation(node, peer, "bad_field", "payload.peers")
+    # Refused whole: not one of them learned, none passed on.
+    assert not node.matching("addresses_learned", peer=peer.node_id)
+    observer.ping()
+    sent_on = {e["address"] for env in observer.received("PeerDiscovery") for e in env["payload"]["peers"]}
+    assert not sent_on & {e["address"] for e in sent}
 
 
 def test_1000_addresses_are_taken_once_then_rate_limited_and_never_relayed(arena: Arena) -> None:
