@@ -24,6 +24,7 @@ from trionode.chain.merkle import merkle_root
 from trionode.chain.transaction import coinbase, sign_transaction
 from trionode.net.connection import SEND_QUEUE, Connection
 from trionode.wire import messages as m
+from trionode.wire.identity import NodeIdentity
 
 from common import emit, median
 
@@ -82,19 +83,21 @@ async def bare(kind: str, count: int) -> tuple[float, float]:
 
 
 async def ours(kind: str, count: int) -> tuple[float, float]:
-    ids = [os.urandom(16), os.urandom(16)]
+    identities = [NodeIdentity(KeyPair.generate()), NodeIdentity(KeyPair.generate())]
+    ids = [i.node_id for i in identities]
     data = frames(kind, count, ids[0])
     total = sum(map(len, data))
     a_stream, b_stream = await socket_pair()
     log = structlog.wrap_logger(None, wrapper_class=structlog.make_filtering_bound_logger(50))
 
     def hello(i: int) -> m.Hello:
-        return m.Hello(1, NETWORK, ids[i], 0, 0, NETWORK, 0, "bench")
+        key = identities[i].key.public_key
+        return m.Hello(1, NETWORK, ids[i], 0, 0, NETWORK, 0, "bench", key, os.urandom(16))
 
     a = Connection(
-        a_stream, "127.0.0.1:1", True, lambda: hello(0), ids[0], time.time, log, dialed="127.0.0.1:2"
+        a_stream, "127.0.0.1:1", True, lambda: hello(0), identities[0], time.time, log, dialed="127.0.0.1:2"
     )
-    b = Connection(b_stream, "127.0.0.1:2", False, lambda: hello(1), ids[1], time.time, log)
+    b = Connection(b_stream, "127.0.0.1:2", False, lambda: hello(1), identities[1], time.time, log)
     received = 0
     done = trio.Event()
     ready = trio.Event()

@@ -9,15 +9,18 @@ from collections.abc import Callable
 
 import trio
 
+from trionode.chain.keys import KeyPair
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
+from trionode.wire.identity import NodeIdentity
 
 
 class BenchPeer:
-    def __init__(self, stream: trio.abc.Stream, network: bytes, node_id: bytes | None = None) -> None:
+    def __init__(self, stream: trio.abc.Stream, network: bytes) -> None:
         self.stream = stream
         self.network = network
-        self.node_id = node_id or os.urandom(16)
+        self.identity = NodeIdentity(KeyPair.generate())
+        self.node_id = self.identity.node_id
         self.decoder = FrameDecoder()
         self.peer_hello: m.Hello | None = None
         self.counts: dict[str, int] = {}
@@ -38,12 +41,22 @@ class BenchPeer:
         return m.encode_message(message, self.node_id, time.time())
 
     async def hello(self, listen_port: int = 0) -> None:
-        hello = m.Hello(1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench")
+        """The dialler's handshake: Hello, then the node's Hello and HelloProof, then ours."""
+        key = self.identity.key.public_key
+        hello = m.Hello(
+            1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench", key, os.urandom(16)
+        )
         await self.send(self.frame(hello))
-        while self.peer_hello is None:
+        proven = False
+        while not proven:
             for env in await self.receive():
                 if isinstance(env.message, m.Hello):
                     self.peer_hello = env.message
+                elif isinstance(env.message, m.HelloProof) and self.peer_hello is not None:
+                    theirs = self.peer_hello
+                    proof = self.identity.prove(self.network, theirs.challenge, theirs.node_id)
+                    await self.send(self.frame(m.HelloProof(proof)))
+                    proven = True
 
     async def receive(self) -> list[m.Envelope]:
         data = await self.stream.receive_some(1 << 20)

@@ -347,10 +347,27 @@ class ChainView:
 # ----------------------------------------------------------------- payloads (section 4)
 
 
+# Section 5.1: node ids are derived from node keys, and HelloProof signs the other's challenge.
+NODE_ID_TAG: Final = b"trionode-node-id"
+PROOF_TAG: Final = "trionode-hello-v1"
+
+
+def node_id_of(public_key: bytes) -> str:
+    return hashlib.sha256(NODE_ID_TAG + public_key).digest()[:16].hex()
+
+
+def hello_proof(key: "Key", network: bytes, challenge: bytes, prover: str, verifier: str) -> dict[str, Any]:
+    """A HelloProof payload: ``key`` signs the verifier's ``challenge`` (section 5.1)."""
+    signed = pack([PROOF_TAG, network, challenge, bytes.fromhex(prover), bytes.fromhex(verifier)])
+    return {"signature": key.sign(signed).hex()}
+
+
 def hello(
     params: Params,
     node_id: str,
     *,
+    key: bytes,
+    challenge: bytes,
     listen_port: int = 0,
     height: int = 0,
     tip: bytes | None = None,
@@ -366,6 +383,8 @@ def hello(
         "tip": (tip or params.network).hex(),
         "work": format(work if work is not None else work_of(params.target), "x"),
         "agent": AGENT,
+        "key": key.hex(),
+        "challenge": challenge.hex(),
     }
     payload.update(overrides)
     return payload

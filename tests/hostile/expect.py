@@ -91,8 +91,8 @@ def banned(node: Node, peer: Peer, reason: str) -> None:
     assert event["reason"] == reason, event
     assert event["until"] > time.time() + 3600
     disconnected(node, peer, "banned", "misbehaviour")
-    again = node.peer(node_id=peer.node_id)
-    again.send("Hello", again.hello_payload())
+    again = node.peer(key=peer.key)
+    again.handshake()  # a node id ban is decided once the id is proven
     refused(node, again, "banned", "banned", after_hello=True)
 
 

@@ -13,6 +13,7 @@ node handles one connection's messages in order, so once the echo is back the me
 been processed, and whatever it caused (a relay, a log line, a ban) has happened: no sleeps.
 """
 
+import os
 import random
 import socket
 import threading
@@ -24,7 +25,7 @@ from typing import Any, Final
 
 import trio
 
-from tests.hostile.encoder import FrameReader, Params, heartbeat, hello, message, new_node_id
+from tests.hostile.encoder import FrameReader, Key, Params, heartbeat, hello, hello_proof, message, node_id_of
 
 # Bad inputs sent, by kind; the session writes them into the report (conftest.py).
 TALLY: Final[Counter[str]] = Counter()
@@ -57,14 +58,19 @@ class Peer:
         address: str,
         params: Params,
         *,
+        key: Key | None = None,
         node_id: str | None = None,
         auto_echo: bool = True,
         read: bool = True,
         rcvbuf: int | None = None,
         sock: socket.socket | None = None,
     ) -> None:
+        """``key`` is the peer's node key (a new one by default) and its node id is the key's,
+        unless ``node_id`` claims another one (an impostor, who cannot prove it)."""
         self.params = params
-        self.node_id = node_id or new_node_id()
+        self.key = key or Key()
+        self.node_id = node_id or node_id_of(self.key.public)
+        self.challenge = os.urandom(16)
         self.auto_echo = auto_echo
         self.echo_offset = 0  # answer heartbeats with this added to the nonce (0: honestly)
         if sock is None:
@@ -113,14 +119,34 @@ class Peer:
             yield
 
     def hello_payload(self, **overrides: Any) -> dict[str, Any]:
-        payload = hello(self.params, self.node_id, height=self.height, tip=self.tip, work=self.work)
+        payload = hello(
+            self.params,
+            self.node_id,
+            key=self.key.public,
+            challenge=self.challenge,
+            height=self.height,
+            tip=self.tip,
+            work=self.work,
+        )
         payload.update(overrides)
         return payload
 
+    def proof_for(self, their_hello: dict[str, Any]) -> dict[str, Any]:
+        """Our HelloProof for the node whose Hello this is."""
+        return hello_proof(
+            self.key,
+            self.params.network,
+            bytes.fromhex(their_hello["challenge"]),
+            self.node_id,
+            their_hello["node_id"],
+        )
+
     def handshake(self, **overrides: Any) -> dict[str, Any]:
-        """Send our Hello and return the node's."""
+        """Send our Hello; on the node's Hello and HelloProof, send our proof; return its Hello."""
         self.send("Hello", self.hello_payload(**overrides))
         payload: dict[str, Any] = self.expect("Hello")["payload"]
+        self.expect("HelloProof")
+        self.send("HelloProof", self.proof_for(payload))
         return payload
 
     def handshake_unread(self) -> dict[str, Any]:
@@ -128,6 +154,7 @@ class Peer:
         assert self._reader is None, "only for Peer(read=False)"
         self.send("Hello", self.hello_payload())
         reader = FrameReader()
+        theirs: dict[str, Any] = {}
         self.sock.settimeout(WAIT)
         try:
             while True:
@@ -137,7 +164,10 @@ class Peer:
                 for env in reader.feed(data):
                     self.inbox.append(env)
                     if env.get("type") == "Hello":
-                        return dict(env["payload"])
+                        theirs = dict(env["payload"])
+                    elif env.get("type") == "HelloProof":
+                        self.send("HelloProof", self.proof_for(theirs))
+                        return theirs
         finally:
             self.sock.settimeout(None)
 
@@ -247,10 +277,13 @@ class Peer:
 class TrioPeer:
     """The same peer over a trio stream; it reads only inside the awaits below."""
 
-    def __init__(self, stream: trio.abc.Stream, params: Params, *, node_id: str | None = None) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, params: Params, *, key: Key | None = None, node_id: str | None = None
+    ) -> None:
         self.stream = stream
         self.params = params
-        self.node_id = node_id or new_node_id()
+        self.key = key or Key()
+        self.node_id = node_id or node_id_of(self.key.public)
         self.auto_echo = True
         self.echo_offset = 0
         self.last_sent = 0.0  # trio time of our last frame
@@ -271,8 +304,21 @@ class TrioPeer:
         await self.send_raw(message(kind, payload, sender or self.node_id), bad)
 
     async def handshake(self, **overrides: Any) -> dict[str, Any]:
-        await self.send("Hello", hello(self.params, self.node_id, **overrides))
+        """Hello, then the node's Hello and HelloProof, then our proof; the node's Hello."""
+        challenge = os.urandom(16)
+        await self.send(
+            "Hello", hello(self.params, self.node_id, key=self.key.public, challenge=challenge, **overrides)
+        )
         payload: dict[str, Any] = (await self.expect("Hello"))["payload"]
+        await self.expect("HelloProof")
+        proof = hello_proof(
+            self.key,
+            self.params.network,
+            bytes.fromhex(payload["challenge"]),
+            self.node_id,
+            payload["node_id"],
+        )
+        await self.send("HelloProof", proof)
         return payload
 
     async def recv(self) -> dict[str, Any] | None:

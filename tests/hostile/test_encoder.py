@@ -14,7 +14,11 @@ import pytest
 from tests.hostile import encoder as e
 
 PROTOCOL_MD = Path(__file__).resolve().parents[2] / "protocol.md"
-NODE_A = "f5d5be92e0b9404a292e5385923d337d"
+# Node keys from fixed seeds (protocol.md section 11); node ids derived as section 5.1 says.
+NODE_A_KEY = e.Key(hashlib.sha256(b"trionode example node a").digest())
+NODE_B_KEY = e.Key(hashlib.sha256(b"trionode example node b").digest())
+NODE_A = e.node_id_of(NODE_A_KEY.public)
+NODE_B = e.node_id_of(NODE_B_KEY.public)
 TS = 1_704_067_260.25
 DEFAULT = e.Params(difficulty=2)
 
@@ -75,6 +79,7 @@ def test_block_header_hash_and_proof_of_work() -> None:
     ("name", "kind"),
     [
         ("frame-hello", "Hello"),
+        ("frame-hello-proof", "HelloProof"),
         ("frame-new-transaction", "NewTransaction"),
         ("frame-new-block", "NewBlock"),
         ("frame-request-chain", "RequestChain"),
@@ -88,7 +93,22 @@ def test_frames(name: str, kind: str) -> None:
     block = block_1()
     payloads = {
         "Hello": e.hello(
-            DEFAULT, NODE_A, listen_port=5001, height=1, tip=block.hash, work=0x200, agent="trionode/0.1.0"
+            DEFAULT,
+            NODE_A,
+            key=NODE_A_KEY.public,
+            challenge=hashlib.sha256(b"trionode example challenge a").digest()[:16],
+            listen_port=5001,
+            height=1,
+            tip=block.hash,
+            work=0x200,
+            agent="trionode/0.1.0",
+        ),
+        "HelloProof": e.hello_proof(
+            NODE_A_KEY,
+            DEFAULT.network,
+            hashlib.sha256(b"trionode example challenge b").digest()[:16],
+            NODE_A,
+            NODE_B,
         ),
         "NewTransaction": {"tx": alice_tx()},
         "NewBlock": {"block": block.wire()},
@@ -97,11 +117,7 @@ def test_frames(name: str, kind: str) -> None:
         "PeerDiscovery": {
             "request": False,
             "peers": [
-                e.peer_entry(
-                    "127.0.0.1:5002",
-                    hashlib.sha256(b"trionode example node b").digest()[:16].hex(),
-                    TS - 30.0,
-                ),
+                e.peer_entry("127.0.0.1:5002", NODE_B, TS - 30.0),
                 e.peer_entry(
                     "[::1]:5003", hashlib.sha256(b"trionode example node c").digest()[:16].hex(), TS - 90.5
                 ),
@@ -123,3 +139,8 @@ def test_locator_shape() -> None:
     assert locator[:10] == [h.hash for h in reversed(view.headers[-10:])]
     assert locator[-1] == view.params.network
     assert len(locator) < 20
+
+
+def test_node_identity() -> None:
+    assert NODE_A_KEY.public == DOC["node-a-key"]
+    assert bytes.fromhex(NODE_A) == DOC["node-a-id"]

@@ -15,10 +15,12 @@ from tests.hostile.daemons import PARAMS, Node
 from tests.hostile.encoder import (
     LENGTH,
     MAX_FRAME,
+    Key,
     frame,
     heartbeat,
     message,
     new_node_id,
+    node_id_of,
     pack,
 )
 from tests.hostile.expect import (
@@ -53,7 +55,12 @@ def test_a_frame_split_over_many_sends_is_processed(node: Node) -> None:
     with peer.holding():
         for i in range(len(hello)):  # one byte per send (TCP_NODELAY: one segment each)
             peer.send_raw(hello[i : i + 1])
-    peer.expect("Hello")
+    theirs = peer.expect("Hello")["payload"]
+    peer.expect("HelloProof")
+    proof = message("HelloProof", peer.proof_for(theirs), peer.node_id)
+    with peer.holding():
+        for i in range(len(proof)):
+            peer.send_raw(proof[i : i + 1])
     node.wait_for("peer_connected", peer=peer.node_id)
     # Cut inside the length prefix, right after it, inside the body; each time wait until the
     # node has read exactly what was sent, so the pieces really arrive in separate reads.
@@ -237,9 +244,10 @@ def test_a_valid_nonce_at_the_uint64_limit_is_fine(node: Node) -> None:
 
 
 def test_three_protocol_errors_from_one_node_id_ban_it(node: Node) -> None:
-    node_id = new_node_id()
+    key = Key()
+    node_id = node_id_of(key.public)
     for attempt in range(3):
-        peer = established(node, node_id=node_id)
+        peer = established(node, key=key)
         peer.send_raw(frame(b"\xc1"), bad="framing: repeated offence")
         if attempt < 2:
             assert peer.wait_closed() < AT_ONCE
@@ -247,8 +255,8 @@ def test_three_protocol_errors_from_one_node_id_ban_it(node: Node) -> None:
     ban = node.wait_for("peer_banned", peer=node_id)
     assert ban["reason"] == "protocol_error:bad_msgpack"
     disconnected(node, peer, "banned", "misbehaviour", occurrence=3)
-    again = node.peer(node_id=node_id)
-    again.send("Hello", again.hello_payload())
+    again = node.peer(key=key)
+    again.handshake()  # a node id ban is decided once the id is proven
     refused(node, again, "banned", "banned", after_hello=True)
     assert f"node:{node_id}" in (node.data_dir / "bans.json").read_text()
 

@@ -18,6 +18,7 @@ from tests.hostile.encoder import (
     Params,
     heartbeat,
     hello,
+    hello_proof,
     message,
     new_node_id,
     request_chain,
@@ -97,6 +98,51 @@ def test_a_hello_whose_node_id_is_not_the_sender_is_refused(node: Node) -> None:
     refused(node, peer, "protocol_error", "protocol_error")
 
 
+def test_a_hello_whose_node_id_is_not_its_keys_is_refused(node: Node) -> None:
+    peer = node.peer(node_id=new_node_id())  # claims an id that its key does not give
+    peer.send("Hello", peer.hello_payload(), bad="handshake: node id not the key's")
+    refused(node, peer, "bad_proof", "bad_proof", after_hello=False)
+
+
+@pytest.mark.parametrize(
+    "proof",
+    ["a signature by another key", "a signature over another challenge", "garbage", "none, a Heartbeat"],
+)
+def test_a_peer_that_cannot_prove_its_node_id_is_refused(node: Node, proof: str) -> None:
+    peer = node.peer()
+    peer.send("Hello", peer.hello_payload())
+    theirs = peer.expect("Hello")["payload"]
+    peer.expect("HelloProof")
+    bad = f"handshake: HelloProof with {proof}"
+    if proof == "a signature by another key":
+        peer.send(
+            "HelloProof",
+            hello_proof(
+                Key(), PARAMS.network, bytes.fromhex(theirs["challenge"]), peer.node_id, theirs["node_id"]
+            ),
+            bad=bad,
+        )
+    elif proof == "a signature over another challenge":
+        peer.send(
+            "HelloProof",
+            hello_proof(peer.key, PARAMS.network, bytes(16), peer.node_id, theirs["node_id"]),
+            bad=bad,
+        )
+    elif proof == "garbage":
+        peer.send("HelloProof", {"signature": "00" * 64}, bad=bad)
+    else:
+        peer.send("Heartbeat", heartbeat(PARAMS, peer.node_id, 1, False), bad=bad)
+    refused(node, peer, "protocol_error" if proof.startswith("none") else "bad_proof",
+            "protocol_error" if proof.startswith("none") else "bad_proof", after_hello=True)  # fmt: skip
+
+
+def test_a_peer_that_never_proves_its_node_id_times_out(node: Node) -> None:
+    peer = node.peer()
+    peer.send("Hello", peer.hello_payload(), bad="handshake: Hello and no HelloProof")
+    peer.expect("HelloProof")
+    refused(node, peer, "handshake_timeout", "handshake_timeout", within=12, after_hello=True)
+
+
 def test_a_hello_with_a_bad_field_is_refused(node: Node) -> None:
     peer = node.peer()
     peer.send("Hello", peer.hello_payload(work="-1"), bad="handshake: bad Hello field")
@@ -121,7 +167,9 @@ async def test_silence_ends_in_handshake_timeout_after_10_s(
         for attack in ("silence", "half a Hello", "a byte every 3 s"):
             peer = TrioPeer(await net.transport("10.0.9.1").dial("10.0.0.1", 5001), PARAMS)
             start = trio.current_time()
-            frame = message("Hello", hello(PARAMS, peer.node_id), peer.node_id)
+            frame = message(
+                "Hello", hello(PARAMS, peer.node_id, key=peer.key.public, challenge=bytes(16)), peer.node_id
+            )
             count("handshake: stalled")
             if attack == "half a Hello":
                 await peer.send_raw(frame[: len(frame) // 2])
@@ -206,26 +254,32 @@ async def test_a_silent_listener_the_node_dialled_times_out_after_10_s(
 # ----------------------------------------------------------------- impersonation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: node ids are unauthenticated; within 10 s of a connection the duplicate "
-    "tie-break keeps the one dialled by the smaller id, so a stranger striking that early evicts "
-    "the real peer (docs/adversarial.md, 'What did not hold')",
-)
-def test_a_stranger_claiming_a_connected_peers_node_id_cannot_evict_it(spawn: Callable[..., Node]) -> None:
-    first, second = spawn("imp-1"), spawn("imp-2")
+@pytest.mark.parametrize("claim", ["with its own key", "with the real node's public key"])
+def test_a_stranger_claiming_a_connected_peers_node_id_cannot_evict_it(
+    spawn: Callable[..., Node], claim: str
+) -> None:
+    """Within 10 s of a connection, the duplicate tie-break would keep a connection "dialled by
+    the smaller id"; a stranger claiming that id must fail before the tie-break is reached."""
+    tag = "own" if claim == "with its own key" else "real"
+    first, second = spawn(f"imp-{tag}-1"), spawn(f"imp-{tag}-2")
     small, large = sorted((first, second), key=lambda n: n.node_id())
     large.control("connect", address=small.address)  # large dials small: its outbound link
     small_id = small.node_id()
     large.wait_for("peer_connected", peer=small_id)
     impostor = large.peer(node_id=small_id)
-    impostor.send("Hello", impostor.hello_payload(), bad="handshake: a connected peer's node id")
-    large.wait_until(
-        lambda: (
-            large.matching("handshake_failed", address=impostor.local)
-            or large.matching("peer_disconnected", peer=small_id)
-        ),
-        what="one of the two connections to go",
-    )
+    if claim == "with its own key":
+        impostor.send("Hello", impostor.hello_payload(), bad="handshake: a connected peer's node id")
+        refused(large, impostor, "bad_proof", "bad_proof")
+    else:
+        # The real key is public (any peer of small's reads it in small's Hello); its private
+        # half is not, so the impostor can only sign with its own.
+        with small.peer() as spy:
+            real_key = bytes.fromhex(spy.handshake()["key"])
+        impostor.send(
+            "Hello", impostor.hello_payload(key=real_key.hex()), bad="handshake: a peer's id and key"
+        )
+        theirs = impostor.expect("Hello")["payload"]
+        impostor.send("HelloProof", impostor.proof_for(theirs), bad="handshake: a proof by another key")
+        refused(large, impostor, "bad_proof", "bad_proof", after_hello=True)
     assert not large.matching("peer_disconnected", peer=small_id), "the real peer was evicted"
-    refused(large, impostor, "duplicate_connection", "duplicate_connection", after_hello=True)
+    assert small_id in {p["node_id"] for p in large.control("peers") if p["connected"]}

@@ -21,8 +21,9 @@ from tests.hostile.encoder import (
     Key,
     heartbeat,
     hello,
+    hello_proof,
     message,
-    new_node_id,
+    node_id_of,
     request_chain,
     transaction,
     txid,
@@ -120,6 +121,11 @@ def test_80_junk_frames_of_4_mib_leave_other_peers_answered_within_2_s(site: Sit
     junk_peer.close()
 
 
+# The node key of each flooding socket that said Hello: ``outcomes`` answers the node's
+# HelloProof with it, so the ones the node admits complete their handshake.
+FLOOD_KEYS: dict[socket.socket, Key] = {}
+
+
 def open_many(address: str, n: int, say_hello: bool) -> list[socket.socket]:
     host, port = address.rsplit(":", 1)
     socks = []
@@ -128,8 +134,11 @@ def open_many(address: str, n: int, say_hello: bool) -> list[socket.socket]:
         socks.append(sock)
     if say_hello:
         for sock in socks:
-            node_id = new_node_id()
-            sock.sendall(message("Hello", hello(PARAMS, node_id), node_id))
+            key = FLOOD_KEYS[sock] = Key()
+            node_id = node_id_of(key.public)
+            sock.sendall(
+                message("Hello", hello(PARAMS, node_id, key=key.public, challenge=bytes(16)), node_id)
+            )
     return socks
 
 
@@ -160,6 +169,17 @@ def outcomes(socks: list[socket.socket], within: float) -> Outcome:
             except OSError:
                 data = b""
             got.extend(reader.feed(data))
+            key = FLOOD_KEYS.get(sock)
+            theirs = [env["payload"] for env in got if env["type"] == "Hello"]
+            if data and key is not None and theirs and any(env["type"] == "HelloProof" for env in got):
+                ours = node_id_of(key.public)
+                proof = hello_proof(
+                    key, PARAMS.network, bytes.fromhex(theirs[0]["challenge"]), ours, theirs[0]["node_id"]
+                )
+                sock.setblocking(True)
+                sock.sendall(message("HelloProof", proof, ours))
+                sock.setblocking(False)
+                del FLOOD_KEYS[sock]  # answered once
             if data:
                 continue
             codes = [env["payload"]["code"] for env in got if env["type"] == "Error"]

@@ -14,12 +14,15 @@ from typing import Any
 from tests.integration.daemon import Daemon, cli, cli_json, free_ports, poll
 from trionode.chain.amounts import COIN
 from trionode.chain.block import Block
+from trionode.chain.keys import KeyPair
 from trionode.chain.params import ChainParams
 from trionode.chain.pow import search
 from trionode.chain.store import Store
 from trionode.chain.tree import Chain
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
+from trionode.wire.handshake import Handshake
+from trionode.wire.identity import NodeIdentity
 
 REPO = Path(__file__).resolve().parents[2]
 # The [chain] section of daemon.CHAIN: stores prepared here must be of the daemons' network.
@@ -357,24 +360,26 @@ def test_garbage_sender_is_dropped_while_honest_peers_keep_relaying(
     sprayer.start()
     try:
         # Junk after a valid handshake: the established peer is disconnected.
-        liar = bytes(range(16))
+        identity = NodeIdentity(KeyPair(bytes(range(32))))
+        liar = identity.node_id
         with socket.create_connection(("127.0.0.1", n1.port), timeout=10) as sock:
             network = bytes.fromhex(n1.wait_for("node_started")["network"])
-            hello = m.Hello(
-                version=1,
-                network=network,
-                node_id=liar,
-                listen_port=0,
-                height=0,
-                tip=network,
-                work=16,
-                agent="x",
-            )
-            sock.sendall(m.encode_message(hello, liar, time.time()))
+            hello = m.Hello(1, network, liar, 0, 0, network, 16, "x", identity.key.public_key, bytes(16))
+            handshake = Handshake(hello, outbound=True, identity=identity)
+            for message in handshake.start():
+                sock.sendall(m.encode_message(message, liar, time.time()))
+            decoder, replies = FrameDecoder(), []
+            while not handshake.complete:
+                for body in decoder.feed(sock.recv(65536)):
+                    replies.append(m.decode_message(body))
+                    result = handshake.receive(replies[-1])
+                    assert not result.close, result
+                    for message in result.send:
+                        sock.sendall(m.encode_message(message, liar, time.time()))
             n1.wait_for("peer_connected", peer=liar.hex())
             sock.sendall(b"\x00\x00\x00\x05hello")
-            replies = frame_reader(sock)
-        assert replies[0].type == "Hello"
+            replies += frame_reader(sock)
+        assert [r.type for r in replies[:2]] == ["Hello", "HelloProof"]
         assert replies[-1].type == "Error" and replies[-1].message.code == "protocol_error"  # type: ignore[union-attr]
         dropped = n1.wait_for("peer_disconnected", peer=liar.hex())
         assert dropped["reason"].startswith("protocol_error:")

@@ -1,5 +1,6 @@
 """Whole nodes in one trio run, over memory streams, under MockClock: the runtime's test bed."""
 
+import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import replace
@@ -8,12 +9,17 @@ from typing import Any
 
 import trio
 
+from trionode.chain.keys import KeyPair
 from trionode.chain.params import ChainParams
 from trionode.node.app import Environment, Node
 from trionode.node.config import NodeConfig
 from trionode.node.logging import make_capturing_logger
 from trionode.node.workers import InlineSignatureChecker, InlineSolver
 from trionode.sim.network import SimNetwork
+from trionode.wire import messages as m
+from trionode.wire.framing import FrameDecoder
+from trionode.wire.handshake import Handshake
+from trionode.wire.identity import NodeIdentity
 
 BASE_TIME = 1_800_000_000.0  # simulated wall clock starts here (2027-01-15)
 PARAMS = ChainParams(difficulty=1)
@@ -54,6 +60,55 @@ def wall() -> float:
     return BASE_TIME + trio.current_time()
 
 
+def scripted_identity(n: int) -> NodeIdentity:
+    """A fixed node identity for a scripted peer (its node id is its key's, protocol.md 5.1)."""
+    return NodeIdentity(KeyPair(hashlib.sha256(f"runtime test peer {n}".encode()).digest()))
+
+
+async def dial_handshake(
+    stream: trio.abc.Stream,
+    node: Node,
+    identity: NodeIdentity,
+    *,
+    listen_port: int = 0,
+    agent: str = "scripted",
+) -> list[m.Envelope]:
+    """Complete a handshake with ``node`` as the dialler over a raw ``stream``, with the node's
+    own state machine on our side; returns what the node sent after it (read along)."""
+    hello = m.Hello(
+        m.PROTOCOL_VERSION,
+        node.network,
+        identity.node_id,
+        listen_port,
+        0,
+        node.network,
+        node.chain.work,
+        agent,
+        identity.key.public_key,
+        bytes(16),
+    )
+    handshake = Handshake(hello, outbound=True, identity=identity)
+    for message in handshake.start():
+        await stream.send_all(m.encode_message(message, identity.node_id, wall()))
+    decoder = FrameDecoder()
+    after: list[m.Envelope] = []
+    while not handshake.complete:
+        data = await stream.receive_some(65536)
+        if not data:
+            raise AssertionError("the node closed the connection during the handshake")
+        for body in decoder.feed(data):
+            envelope = m.decode_message(body)
+            if handshake.complete:
+                after.append(envelope)
+                continue
+            result = handshake.receive(envelope)
+            if result.close:
+                raise AssertionError(f"handshake refused: {result.reject or result.peer_error}")
+            for message in result.send:
+                await stream.send_all(m.encode_message(message, identity.node_id, wall()))
+    return after
+
+
 def make_node(
     net: SimNetwork,
     host: str,
@@ -75,10 +130,12 @@ def make_node(
         outbound_target=4,
     )
     config = replace(config, **overrides)
+    rng = random.Random(f"{seed}:{host}")
     env = Environment(
         transport=net.transport(host),
         wall=wall,
-        rng=random.Random(f"{seed}:{host}"),
+        rng=rng,
+        entropy=rng.randbytes,
         solver=InlineSolver(),
         signatures=InlineSignatureChecker(),
         control=False,

@@ -16,7 +16,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import PARAMS, events, make_node, wall
+from tests.runtime.harness import PARAMS, events, make_node, scripted_identity, wall
 from trionode.chain.amounts import COIN
 from trionode.chain.block import Block
 from trionode.chain.keys import KeyPair
@@ -31,6 +31,7 @@ from trionode.node.workers import InlineSignatureChecker
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
+from trionode.wire.identity import NodeIdentity
 
 REWARD_TO = bytes(20)
 
@@ -48,10 +49,15 @@ class FakePeer:
     """
 
     def __init__(
-        self, stream: trio.abc.Stream, node_id: bytes, clock: Callable[[], float] = wall, echo: bool = True
+        self,
+        stream: trio.abc.Stream,
+        identity: NodeIdentity,
+        clock: Callable[[], float] = wall,
+        echo: bool = True,
     ) -> None:
         self.stream = stream
-        self.node_id = node_id
+        self.identity = identity
+        self.node_id = identity.node_id
         self.clock = clock
         self.echo = echo
         self.received: list[tuple[float, m.Envelope]] = []
@@ -69,6 +75,7 @@ class FakePeer:
     async def hello(
         self, network: bytes, *, work: int, height: int, tip: bytes, listen_port: int = 0
     ) -> None:
+        """Our Hello, then (once the node answered with its Hello and proof) our proof."""
         self.work, self.height, self.tip = work, height, tip
         await self.send(
             m.Hello(
@@ -80,8 +87,13 @@ class FakePeer:
                 tip=tip,
                 work=work,
                 agent="fake-peer/1",
+                key=self.identity.key.public_key,
+                challenge=bytes(16),
             )
         )
+        _, theirs = await self.wait_for("Hello")
+        await self.wait_for("HelloProof")
+        await self.send(m.HelloProof(self.identity.prove(network, theirs.challenge, theirs.node_id)))
 
     async def heartbeat(self, nonce: int, *, work: int | None = None, height: int | None = None) -> None:
         if work is not None:
@@ -158,7 +170,7 @@ async def open_peer(
 ) -> FakePeer:
     """Dial ``node`` from ``host``; with ``hello`` complete the handshake (wait for its Hello)."""
     stream = await net.transport(host).dial(node.config.listen_host, node.config.listen_port)
-    peer = FakePeer(stream, peer_id.to_bytes(16, "big"), echo=echo)
+    peer = FakePeer(stream, scripted_identity(peer_id), echo=echo)
     nursery.start_soon(peer.run)
     if hello:
         await peer.hello(
@@ -167,7 +179,6 @@ async def open_peer(
             height=height,
             tip=node.network if tip is None else tip,
         )
-        await peer.wait_for("Hello")
     return peer
 
 

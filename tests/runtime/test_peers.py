@@ -1,14 +1,13 @@
 """Peers, handshakes and heartbeats between whole nodes over memory streams (MockClock)."""
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import events, make_node, wait_until, wall
+from tests.runtime.harness import dial_handshake, events, make_node, scripted_identity, wait_until, wall
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
@@ -63,18 +62,8 @@ async def test_peer_silent_after_handshake_is_dropped_after_three_intervals(
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
         stream = await net.transport("10.0.0.9").dial("10.0.0.1", 5001)
-        peer_id = bytes(range(16))
-        hello = m.Hello(
-            version=1,
-            network=a.network,
-            node_id=peer_id,
-            listen_port=0,
-            height=0,
-            tip=a.network,
-            work=a.chain.work,
-            agent="silent",
-        )
-        await stream.send_all(m.encode_message(hello, peer_id, wall()))
+        peer_id = scripted_identity(9).node_id
+        await dial_handshake(stream, a, scripted_identity(9), agent="silent")
         await events(a).wait_for("peer_connected", peer=peer_id.hex())
         silent_since = trio.current_time()
 
@@ -230,45 +219,41 @@ async def test_self_connection_is_closed_and_never_redialled(
         a.stop()
 
 
-async def test_a_settled_connection_cannot_be_evicted_by_a_stranger_claiming_its_node_id(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+@pytest.mark.parametrize("age", [0.5, 11.0], ids=["fresh", "settled"])
+async def test_a_stranger_claiming_a_connected_peers_node_id_cannot_evict_it(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, age: float
 ) -> None:
-    # a dials b, and b's id is the smaller: the tie-break alone would keep a connection that
-    # b (or anyone claiming to be b) dialled, evicting the real one.
-    seed = next(
-        s
-        for s in range(100)
-        if random.Random(f"{s}:10.0.0.2").getrandbits(128) < random.Random(f"{s}:10.0.0.1").getrandbits(128)
-    )
+    # The larger id dials the smaller: by the duplicate tie-break alone, a connection "dialled
+    # by the smaller id" would win and evict the real one. The impostor has the real node's id
+    # and public key (both public) but not its private key, so it cannot sign the challenge.
     net = SimNetwork()
-    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",), seed=seed)
-    b = make_node(net, "10.0.0.2", tmp_path, seed=seed)
-    assert b.node_id < a.node_id
+    x = make_node(net, "10.0.0.1", tmp_path)
+    y = make_node(net, "10.0.0.2", tmp_path)
+    small, large = sorted((x, y), key=lambda n: n.node_id)
     async with trio.open_nursery() as nursery:
-        await nursery.start(b.run)
-        await nursery.start(a.run)
-        await events(a).wait_for("peer_connected", peer=b.node_id, direction="outbound")
-        await trio.sleep(11)  # older than a handshake: the duplicate tie-break no longer applies
-        stream = await net.transport("10.0.0.66").dial("10.0.0.1", 5001)
-        claimed = bytes.fromhex(b.node_id)
+        await nursery.start(x.run)
+        await nursery.start(y.run)
+        assert await large.manager.connect(f"{small.config.listen_host}:5001") == small.node_id
+        await trio.sleep(age)  # within a handshake's 10 s, or after
+        stream = await net.transport("10.0.0.66").dial(large.config.listen_host, 5001)
+        claimed = small.identity.node_id
         hello = m.Hello(
-            version=1,
-            network=a.network,
-            node_id=claimed,
-            listen_port=5001,
-            height=0,
-            tip=a.network,
-            work=a.chain.work,
-            agent="impostor",
-        )
+            1, large.network, claimed, 5001, 0, large.network, large.chain.work, "impostor",
+            small.identity.key.public_key, bytes(16),
+        )  # fmt: skip
         await stream.send_all(m.encode_message(hello, claimed, wall()))
-        refused = await events(a).wait_for("handshake_failed", address="10.0.0.66:32768")
-        assert refused["reason"] == "duplicate_connection"
-        assert not events(a).matching("peer_disconnected", peer=b.node_id)
-        assert b.node_id in a.manager.connections
+        decoder, got = FrameDecoder(), []
+        while "HelloProof" not in got:
+            got += [m.decode_message(b).type for b in decoder.feed(await stream.receive_some(65536))]
+        forged = m.HelloProof(scripted_identity(66).key.sign(b"anything"))
+        await stream.send_all(m.encode_message(forged, claimed, wall()))
+        refused = await events(large).wait_for("handshake_failed", address="10.0.0.66:32768")
+        assert refused["reason"] == "bad_proof"
+        assert not events(large).matching("peer_disconnected", peer=small.node_id)
+        assert small.node_id in large.manager.connections
         await stream.aclose()
-        a.stop()
-        b.stop()
+        x.stop()
+        y.stop()
 
 
 async def test_late_echoes_still_count_as_signs_of_life(
@@ -280,18 +265,8 @@ async def test_late_echoes_still_count_as_signs_of_life(
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
         stream = await net.transport("10.0.0.9").dial("10.0.0.1", 5001)
-        peer_id = bytes(range(16))
-        hello = m.Hello(
-            version=1,
-            network=a.network,
-            node_id=peer_id,
-            listen_port=0,
-            height=0,
-            tip=a.network,
-            work=a.chain.work,
-            agent="slow",
-        )
-        await stream.send_all(m.encode_message(hello, peer_id, wall()))
+        peer_id = scripted_identity(9).node_id
+        await dial_handshake(stream, a, scripted_identity(9), agent="slow")
         await events(a).wait_for("peer_connected", peer=peer_id.hex())
         interval = a.config.heartbeat_interval
 

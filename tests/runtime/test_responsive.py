@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trio
 
-from tests.runtime.harness import EventSink
+from tests.runtime.harness import EventSink, scripted_identity
 from tests.runtime.test_loops import FakePeer
 from trionode.chain.amounts import COIN
 from trionode.chain.block import Block
@@ -69,7 +69,7 @@ async def connect(node: Node, peer_id: int) -> FakePeer:
     assert node.listen_address is not None
     host, port = node.listen_address.rsplit(":", 1)
     stream = await trio.open_tcp_stream(host, int(port))
-    return FakePeer(stream, peer_id.to_bytes(16, "big"), clock=time.time)
+    return FakePeer(stream, scripted_identity(peer_id), clock=time.time)
 
 
 class Probe:

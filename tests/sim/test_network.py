@@ -46,6 +46,7 @@ async def test_partition_is_silent_until_heartbeats_time_out_then_heal_reconnect
         await nursery.start(a.run)
         await nursery.start(b.run)
         await events(b).wait_for("peer_connected", peer=a.node_id)
+        await events(a).wait_for("peer_connected", peer=b.node_id)  # its handshake ends last
         cut_at = trio.current_time()
         net.partition({"10.0.0.1"}, {"10.0.0.2"})
         gone = await events(b).wait_for("peer_disconnected", peer=a.node_id, within=120)

@@ -11,10 +11,12 @@ from trionode.chain.keys import KeyPair
 from trionode.chain.merkle import merkle_root
 from trionode.chain.transaction import Transaction, coinbase, sign_transaction
 from trionode.wire.addresses import format_address
+from trionode.wire.identity import NodeIdentity
 from trionode.wire.messages import (
     Error,
     Heartbeat,
     Hello,
+    HelloProof,
     Message,
     NewBlock,
     NewTransaction,
@@ -80,7 +82,10 @@ hellos = st.builds(
     hashes,
     works,
     st.text(max_size=64),
+    st.binary(min_size=32, max_size=32),
+    st.binary(min_size=16, max_size=16),
 )
+hello_proofs = st.builds(HelloProof, st.binary(min_size=64, max_size=64))
 heartbeats = st.builds(Heartbeat, node_ids, uint64s, hashes, works, uint64s, st.booleans())
 errors = st.builds(Error, st.text(max_size=64), st.text(max_size=1024))
 request_chains = st.builds(RequestChain, st.lists(hashes, max_size=101), st.integers(1, 500))
@@ -91,6 +96,7 @@ new_blocks = st.builds(NewBlock, blocks())
 
 messages: st.SearchStrategy[Message] = st.one_of(
     hellos,
+    hello_proofs,
     heartbeats,
     errors,
     request_chains,
@@ -100,9 +106,11 @@ messages: st.SearchStrategy[Message] = st.one_of(
     new_blocks,
 )
 
-# Fixed values for unit tests.
-NODE = bytes(range(16))
-OTHER_NODE = bytes(range(16, 32))
+# Fixed values for unit tests: two node identities whose ids are their keys' (protocol.md 5).
+IDENTITY = NodeIdentity(KEYS[2])
+OTHER_IDENTITY = NodeIdentity(KEYS[3])
+NODE = IDENTITY.node_id
+OTHER_NODE = OTHER_IDENTITY.node_id
 NETWORK = hashlib.sha256(b"wire test network").digest()
 TIP = hashlib.sha256(b"wire test tip").digest()
 TX = sign_transaction(KEYS[0], NETWORK, KEYS[1].address, 5, 0, 1_700_000_000_000)
@@ -122,15 +130,18 @@ def hello(**changes: Any) -> Hello:
         "tip": TIP,
         "work": 2**40 + 1,
         "agent": "trionode/test",
+        "key": IDENTITY.key.public_key,
+        "challenge": bytes(range(100, 116)),
     }
     values.update(changes)
     return Hello(**values)
 
 
 def one_of_each() -> list[Message]:
-    """One valid message of each of the eight types."""
+    """One valid message of each of the nine types."""
     return [
         hello(),
+        HelloProof(bytes(range(64))),
         NewTransaction(TX),
         NewBlock(BLOCK),
         RequestChain([TIP, NETWORK], 500),

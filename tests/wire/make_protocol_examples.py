@@ -23,11 +23,13 @@ from trionode.chain.params import GENESIS_TIMESTAMP_MS, ChainParams
 from trionode.chain.pow import meets_target, work_for_target
 from trionode.chain.transaction import coinbase, sign_transaction
 from trionode.wire.errors import WRONG_NETWORK
+from trionode.wire.identity import NodeIdentity, proof_bytes
 from trionode.wire.messages import (
     PROTOCOL_VERSION,
     Error,
     Heartbeat,
     Hello,
+    HelloProof,
     Message,
     NewBlock,
     NewTransaction,
@@ -51,8 +53,13 @@ def seed(name: str) -> bytes:
 
 ALICE: Final = KeyPair(seed("trionode example key alice"))
 BOB: Final = KeyPair(seed("trionode example key bob"))
-NODE_A: Final = seed("trionode example node a")[:16]
-NODE_B: Final = seed("trionode example node b")[:16]
+# Node keys (section 5.1): the node ids are derived from them.
+NODE_A_IDENTITY: Final = NodeIdentity(KeyPair(seed("trionode example node a")))
+NODE_B_IDENTITY: Final = NodeIdentity(KeyPair(seed("trionode example node b")))
+NODE_A: Final = NODE_A_IDENTITY.node_id
+NODE_B: Final = NODE_B_IDENTITY.node_id
+# The challenge node B sent in its Hello, which node A's HelloProof signs.
+CHALLENGE_B: Final = seed("trionode example challenge b")[:16]
 TS: Final = 1_704_067_260.25  # 2024-01-01T00:01:00.25Z, one minute after genesis
 
 
@@ -88,8 +95,20 @@ def build_examples() -> dict[str, Example]:
     messages: list[tuple[str, Message]] = [
         (
             "frame-hello",
-            Hello(PROTOCOL_VERSION, network, NODE_A, 5001, 1, block.block_hash, work, "trionode/0.1.0"),
+            Hello(
+                PROTOCOL_VERSION,
+                network,
+                NODE_A,
+                5001,
+                1,
+                block.block_hash,
+                work,
+                "trionode/0.1.0",
+                NODE_A_IDENTITY.key.public_key,
+                seed("trionode example challenge a")[:16],
+            ),
         ),
+        ("frame-hello-proof", HelloProof(NODE_A_IDENTITY.prove(network, CHALLENGE_B, NODE_B))),
         ("frame-new-transaction", NewTransaction(tx)),
         ("frame-new-block", NewBlock(block)),
         ("frame-request-chain", RequestChain([genesis.block_hash], 500)),
@@ -109,6 +128,9 @@ def build_examples() -> dict[str, Example]:
     ]
     examples = [Example(name, encode_message(msg, NODE_A, TS), msg) for name, msg in messages]
     examples += [
+        Example("node-a-key", NODE_A_IDENTITY.key.public_key, None),
+        Example("node-a-id", NODE_A, None),
+        Example("hello-proof-bytes", proof_bytes(network, CHALLENGE_B, NODE_A, NODE_B), None),
         Example("genesis-params", params.canonical(), None),
         Example("genesis-header", genesis.header.serialize(), None),
         Example("genesis-hash", genesis.block_hash, None),

@@ -1,8 +1,11 @@
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from trionode.chain.keys import KeyPair
 from trionode.wire.errors import (
+    BAD_PROOF,
     DUPLICATE_HELLO,
     PROTOCOL_ERROR,
     SELF_CONNECTION,
@@ -15,17 +18,21 @@ from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, HandshakeResul
 from trionode.wire.messages import (
     Envelope,
     Error,
+    Heartbeat,
     Hello,
+    HelloProof,
     Message,
     UnknownMessage,
     decode_message,
     encode_message,
 )
 
-from .factories import NETWORK, NODE, OTHER_NODE, hello, one_of_each
+from .factories import IDENTITY, NETWORK, NODE, OTHER_IDENTITY, OTHER_NODE, hello, one_of_each
 
-OURS = hello(node_id=NODE)
-THEIRS = hello(node_id=OTHER_NODE, listen_port=0, agent="other")
+OURS = hello(node_id=NODE, challenge=b"o" * 16)
+THEIRS = hello(
+    node_id=OTHER_NODE, key=OTHER_IDENTITY.key.public_key, challenge=b"t" * 16, listen_port=0, agent="other"
+)
 
 
 def env(message: Any, sender: bytes = OTHER_NODE) -> Envelope:
@@ -33,8 +40,22 @@ def env(message: Any, sender: bytes = OTHER_NODE) -> Envelope:
     return Envelope(name, sender, 1.0, message)
 
 
+def theirs(**changes: Any) -> Hello:
+    """Their Hello with fields changed (their key and node id stay matched)."""
+    return replace(THEIRS, **changes)
+
+
+def their_proof(challenge: bytes = OURS.challenge) -> HelloProof:
+    """Their honest proof: their key's signature over our challenge."""
+    return HelloProof(OTHER_IDENTITY.prove(NETWORK, challenge, NODE))
+
+
+def our_proof() -> HelloProof:
+    return HelloProof(IDENTITY.prove(NETWORK, THEIRS.challenge, OTHER_NODE))
+
+
 def started(outbound: bool) -> Handshake:
-    hs = Handshake(OURS, outbound=outbound)
+    hs = Handshake(OURS, outbound=outbound, identity=IDENTITY)
     assert hs.start() == ([OURS] if outbound else [])
     return hs
 
@@ -49,19 +70,55 @@ def test_timeout_is_ten_seconds() -> None:
     assert HANDSHAKE_TIMEOUT == 10.0
 
 
-def test_outbound_sends_hello_first_then_completes_on_theirs() -> None:
+def test_outbound_sends_hello_then_checks_their_proof_and_answers_with_its_own() -> None:
     hs = started(outbound=True)
-    result = hs.receive(env(THEIRS))
-    assert result == HandshakeResult(send=[], done=THEIRS)
+    assert hs.receive(env(THEIRS)) == HandshakeResult()
+    assert hs.state is State.PROVING
+    result = hs.receive(env(their_proof()))
+    assert result == HandshakeResult(send=[our_proof()], done=THEIRS)
     assert not result.close
     assert hs.complete and hs.peer_hello == THEIRS
 
 
-def test_inbound_waits_then_answers_with_its_hello() -> None:
+def test_inbound_waits_answers_with_hello_and_proof_then_checks_theirs() -> None:
     hs = started(outbound=False)
-    result = hs.receive(env(THEIRS))
-    assert result == HandshakeResult(send=[OURS], done=THEIRS)
+    assert hs.receive(env(THEIRS)) == HandshakeResult(send=[OURS, our_proof()])
+    assert not hs.complete
+    assert hs.receive(env(their_proof())) == HandshakeResult(done=THEIRS)
     assert hs.complete
+
+
+@pytest.mark.parametrize("outbound", [True, False])
+def test_a_hello_whose_node_id_is_not_its_keys_is_refused(outbound: bool) -> None:
+    # Claiming a node id (ours, here another's) without its key: the impostor of issue 6.
+    hs = started(outbound)
+    impostor = theirs(key=KeyPair(bytes(32)).public_key)
+    assert_rejected(hs.receive(env(impostor)), hs, BAD_PROOF)
+
+
+@pytest.mark.parametrize("outbound", [True, False])
+@pytest.mark.parametrize(
+    "proof",
+    [
+        HelloProof(bytes(64)),  # garbage
+        HelloProof(OTHER_IDENTITY.prove(NETWORK, b"x" * 16, NODE)),  # over another challenge
+        HelloProof(OTHER_IDENTITY.prove(NETWORK, OURS.challenge, OTHER_NODE)),  # for another verifier
+        HelloProof(OTHER_IDENTITY.prove(bytes(32), OURS.challenge, NODE)),  # on another network
+        HelloProof(IDENTITY.prove(NETWORK, OURS.challenge, NODE)),  # by another key
+    ],
+    ids=["garbage", "another challenge", "another verifier", "another network", "another key"],
+)
+def test_a_proof_that_does_not_verify_is_refused(outbound: bool, proof: HelloProof) -> None:
+    hs = started(outbound)
+    hs.receive(env(THEIRS))
+    assert_rejected(hs.receive(env(proof)), hs, BAD_PROOF)
+
+
+@pytest.mark.parametrize("outbound", [True, False])
+def test_anything_but_a_proof_after_the_hello_is_a_protocol_error(outbound: bool) -> None:
+    hs = started(outbound)
+    hs.receive(env(THEIRS))
+    assert_rejected(hs.receive(env(Heartbeat(OTHER_NODE, 1, NETWORK, 1, 1, False))), hs, PROTOCOL_ERROR)
 
 
 @pytest.mark.parametrize("outbound", [True, False])
@@ -87,19 +144,19 @@ def test_an_error_from_the_peer_closes_without_an_answer(outbound: bool) -> None
 @pytest.mark.parametrize("version", [0, -1, -(2**63)])
 def test_old_versions_are_unsupported(version: int) -> None:
     hs = started(outbound=False)
-    assert_rejected(hs.receive(env(hello(node_id=OTHER_NODE, version=version))), hs, UNSUPPORTED_VERSION)
+    assert_rejected(hs.receive(env(theirs(version=version))), hs, UNSUPPORTED_VERSION)
 
 
 @pytest.mark.parametrize("version", [1, 2, 2**64 - 1])
 def test_newer_versions_are_accepted(version: int) -> None:
     hs = started(outbound=False)
-    assert hs.receive(env(hello(node_id=OTHER_NODE, version=version))).done is not None
+    assert hs.receive(env(theirs(version=version))).send == [OURS, our_proof()]
 
 
 @pytest.mark.parametrize("outbound", [True, False])
 def test_wrong_network(outbound: bool) -> None:
     hs = started(outbound)
-    other = hello(node_id=OTHER_NODE, network=bytes(32))
+    other = theirs(network=bytes(32))
     result = hs.receive(env(other))
     assert_rejected(result, hs, WRONG_NETWORK)
     assert result.reject is not None and NETWORK.hex() in result.reject.reason
@@ -107,7 +164,7 @@ def test_wrong_network(outbound: bool) -> None:
 
 def test_version_is_judged_before_network() -> None:
     hs = started(outbound=False)
-    result = hs.receive(env(hello(node_id=OTHER_NODE, network=bytes(32), version=0)))
+    result = hs.receive(env(theirs(network=bytes(32), version=0)))
     assert_rejected(result, hs, UNSUPPORTED_VERSION)
 
 
@@ -125,6 +182,7 @@ def test_hello_node_id_must_match_the_sender() -> None:
 def test_a_second_hello_is_a_protocol_error() -> None:
     hs = started(outbound=True)
     hs.receive(env(THEIRS))
+    hs.receive(env(their_proof()))
     with pytest.raises(ProtocolError) as info:
         hs.receive(env(THEIRS))
     assert info.value.code == DUPLICATE_HELLO
@@ -133,19 +191,20 @@ def test_a_second_hello_is_a_protocol_error() -> None:
 def test_other_messages_after_completion_need_nothing() -> None:
     hs = started(outbound=False)
     hs.receive(env(THEIRS))
+    hs.receive(env(their_proof()))
     for message in one_of_each()[1:]:
         assert hs.receive(env(message)) == HandshakeResult()
     assert hs.complete
 
 
 def test_misuse_is_a_programming_error() -> None:
-    hs = Handshake(OURS, outbound=True)
+    hs = Handshake(OURS, outbound=True, identity=IDENTITY)
     with pytest.raises(RuntimeError):
         hs.receive(env(THEIRS))
     hs.start()
     with pytest.raises(RuntimeError):
         hs.start()
-    hs.receive(env(hello(node_id=OTHER_NODE, network=bytes(32))))
+    hs.receive(env(theirs(network=bytes(32))))
     with pytest.raises(RuntimeError):
         hs.receive(env(THEIRS))
 
@@ -172,13 +231,21 @@ def exchange(
 
 
 def test_two_nodes_complete_through_real_frames() -> None:
-    dialer, listener = Handshake(OURS, outbound=True), Handshake(THEIRS, outbound=False)
+    dialer = Handshake(OURS, outbound=True, identity=IDENTITY)
+    listener = Handshake(THEIRS, outbound=False, identity=OTHER_IDENTITY)
     exchange(dialer, listener, NODE, OTHER_NODE)
+    assert dialer.complete and listener.complete
     assert dialer.peer_hello == THEIRS and listener.peer_hello == OURS
 
 
+def test_our_hello_must_carry_our_identity() -> None:
+    with pytest.raises(ValueError):
+        Handshake(THEIRS, outbound=True, identity=IDENTITY)
+
+
 def test_dialling_ourselves_is_refused_on_the_accepting_side() -> None:
-    dialer, listener = Handshake(OURS, outbound=True), Handshake(OURS, outbound=False)
+    dialer = Handshake(OURS, outbound=True, identity=IDENTITY)
+    listener = Handshake(OURS, outbound=False, identity=IDENTITY)
     _, listener_results = exchange(dialer, listener, NODE, NODE)
     assert listener_results[-1].reject == Error(SELF_CONNECTION, "connected to ourselves")
     assert not dialer.complete and not listener.complete

@@ -12,12 +12,14 @@ from trionode.chain.params import ChainParams
 from trionode.chain.validation import check_block_body, check_header_context, check_signatures
 from trionode.wire.errors import ERROR_CODES, PROTOCOL_ERROR_CODES
 from trionode.wire.framing import FrameDecoder
+from trionode.wire.identity import proof_bytes
 from trionode.wire.messages import (
     MESSAGE_TYPES,
     Envelope,
     Error,
     Heartbeat,
     Hello,
+    HelloProof,
     NewBlock,
     NewTransaction,
     PeerDiscovery,
@@ -26,12 +28,13 @@ from trionode.wire.messages import (
     decode_message,
 )
 
-from .make_protocol_examples import NODE_A, PROTOCOL_MD, TS, build_examples, parse_doc
+from .make_protocol_examples import NODE_A, NODE_B, PROTOCOL_MD, TS, build_examples, parse_doc
 
 DOC = parse_doc(PROTOCOL_MD.read_text())
 PARAMS = ChainParams()  # the defaults: difficulty 2, mining reward 50 coins
 FRAME_TYPES = {
     "frame-hello": "Hello",
+    "frame-hello-proof": "HelloProof",
     "frame-new-transaction": "NewTransaction",
     "frame-new-block": "NewBlock",
     "frame-request-chain": "RequestChain",
@@ -66,6 +69,18 @@ def test_no_unknown_examples_in_the_doc() -> None:
 
 def test_the_doc_itself_is_where_the_test_reads() -> None:
     assert Path(__file__).resolve().parents[2] / "protocol.md" == PROTOCOL_MD
+
+
+def test_node_identity_examples() -> None:
+    key = DOC["node-a-key"]
+    assert DOC["node-a-id"] == hashlib.sha256(b"trionode-node-id" + key).digest()[:16] == NODE_A
+    hello = frame("frame-hello").message
+    assert isinstance(hello, Hello) and hello.key == key
+    proof = frame("frame-hello-proof").message
+    assert isinstance(proof, HelloProof)
+    assert verify(key, proof.signature, DOC["hello-proof-bytes"])
+    challenge = hashlib.sha256(b"trionode example challenge b").digest()[:16]
+    assert DOC["hello-proof-bytes"] == proof_bytes(PARAMS.network, challenge, NODE_A, NODE_B)
 
 
 def test_genesis_examples() -> None:
@@ -136,7 +151,7 @@ def test_the_annotated_heartbeat_length() -> None:
 
 def test_the_prose_names_the_example_sender_and_seeds() -> None:
     text = PROTOCOL_MD.read_text()
-    assert f"sent by node `{NODE_A.hex()}` at `ts` {TS}" in text
+    assert f"sent by node A (`{NODE_A.hex()}`, below) at `ts` {TS}" in text
     alice = KeyPair(hashlib.sha256(b"trionode example key alice").digest())
     assert "SHA-256 of the ASCII text `trionode example key alice`" in text
     assert alice.public_key == DOC["alice-public-key"]

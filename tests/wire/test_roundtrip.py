@@ -38,6 +38,12 @@ def test_hello(message: Message, sender: bytes, ts: float) -> None:
 
 
 @SETTINGS
+@given(fx.hello_proofs, fx.node_ids, fx.times)
+def test_hello_proof(message: Message, sender: bytes, ts: float) -> None:
+    check_round_trip(message, sender, ts)
+
+
+@SETTINGS
 @given(fx.new_transactions, fx.node_ids, fx.times)
 def test_new_transaction(message: Message, sender: bytes, ts: float) -> None:
     check_round_trip(message, sender, ts)

@@ -18,6 +18,7 @@ from trionode.net.inventory import PEER_KNOWN, RollingSet
 from trionode.wire.errors import HANDSHAKE_TIMEOUT_CODE, PROTOCOL_ERROR, ProtocolError
 from trionode.wire.framing import MAX_FIRST_FRAME, FrameDecoder
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, second_hello
+from trionode.wire.identity import NodeIdentity
 from trionode.wire.messages import Envelope, Error, Hello, Message, decode_message, encode_message
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class Connection:
         remote: str,
         outbound: bool,
         our_hello: Callable[[], Hello],
-        node_id: bytes,
+        identity: NodeIdentity,
         clock: Callable[[], float],
         log: "FilteringBoundLogger",
         dialed: str | None = None,
@@ -66,7 +67,8 @@ class Connection:
         self.direction = "outbound" if outbound else "inbound"
         self.dialed = dialed  # the address we dialled, for outbound connections
         self._our_hello = our_hello
-        self._our_id = node_id
+        self._identity = identity
+        self._our_id = identity.node_id
         self._wall = clock
         self.log = log
         self.peer_id: str | None = None
@@ -217,7 +219,7 @@ class Connection:
         on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
     ) -> None:
         decoder = FrameDecoder(MAX_FIRST_FRAME)
-        handshake = Handshake(self._our_hello(), outbound=self.outbound)
+        handshake = Handshake(self._our_hello(), outbound=self.outbound, identity=self._identity)
         for message in handshake.start():
             self.send_message(message)
         pending: list[Envelope] = []

@@ -34,6 +34,7 @@ from trionode.wire.errors import (
     ProtocolError,
 )
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT
+from trionode.wire.identity import NodeIdentity
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -69,7 +70,7 @@ class PeerManager:
     def __init__(
         self,
         *,
-        node_id: str,
+        identity: NodeIdentity,
         transport: Transport,
         limits: Limits,
         data_dir: Path | None,
@@ -81,8 +82,9 @@ class PeerManager:
         heartbeat: Callable[[int, bool], m.Heartbeat],
         log: "FilteringBoundLogger",
     ) -> None:
-        self.node_id = node_id
-        self.node_id_bytes = bytes.fromhex(node_id)
+        self.identity = identity
+        self.node_id = identity.node_id.hex()
+        self.node_id_bytes = identity.node_id
         self.transport = transport
         self.limits = limits
         self.wall = wall
@@ -175,7 +177,7 @@ class PeerManager:
             remote,
             outbound,
             self._hello,
-            self.node_id_bytes,
+            self.identity,
             self.wall,
             self.log.bind(address=remote),
             dialed=dialed,

@@ -22,6 +22,7 @@ import trio
 
 from trionode import AGENT
 from trionode.atomic_file import write_atomic
+from trionode.chain.keys import KeyPair
 from trionode.chain.store import Store
 from trionode.chain.tree import Chain
 from trionode.net.candidates import Candidates
@@ -41,6 +42,7 @@ from trionode.node.workers import PowSolver, ProcessSolver, SignatureChecker, Th
 from trionode.wallet import WalletError, Wallets
 from trionode.wire import messages as m
 from trionode.wire.errors import SHUTDOWN
+from trionode.wire.identity import CHALLENGE_BYTES, NodeIdentity
 from trionode.wire.payloads import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
@@ -70,6 +72,9 @@ class Environment:
     transport: Transport
     wall: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=lambda: random.Random(os.urandom(32)))
+    # Secret randomness (the node key, handshake challenges): the OS's CSPRNG, never ``rng``,
+    # whose state its other outputs could give away. A simulation passes a seeded source.
+    entropy: Callable[[int], bytes] = os.urandom
     solver: PowSolver = field(default_factory=ProcessSolver)
     signatures: SignatureChecker = field(default_factory=ThreadSignatureChecker)
     control: bool = True  # serve <data_dir>/control.sock
@@ -81,20 +86,36 @@ class Environment:
         return cls(transport=TcpTransport(), solver=ProcessSolver(workers))
 
 
-def load_node_id(data_dir: Path, rng: random.Random) -> str:
-    """The node id, created once and kept in the data dir (the seed made a new one per start)."""
-    path = data_dir / "node_id"
+def load_identity(data_dir: Path, entropy: Callable[[int], bytes]) -> tuple[NodeIdentity, str | None]:
+    """The node's key, created once and kept in ``node_key`` (mode 0600), and the node id it
+    proves, kept in ``node_id`` for people and scripts (the seed made a new id per start).
+
+    Returns the identity and, if ``node_id`` held another id (a data dir from before node ids
+    were derived from keys), that old id.
+    """
+    key_path, id_path = data_dir / "node_key", data_dir / "node_id"
     try:
-        text = path.read_text().strip()
-        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
-            return text
+        seed = bytes.fromhex(key_path.read_text().strip())
+        if len(seed) != 32:
+            raise ValueError("not 32 bytes")
     except FileNotFoundError:
-        pass
+        seed = entropy(32)
+        write_atomic(key_path, (seed.hex() + "\n").encode(), mode=0o600)
+    except ValueError as exc:
+        raise StartupError(f"{key_path}: not a node key ({exc}); move it away to make a new one") from None
     except OSError as exc:
-        raise StartupError(f"{path}: cannot read the node id: {exc.strerror}") from None
-    node_id = f"{rng.getrandbits(128):032x}"
-    write_atomic(path, (node_id + "\n").encode(), mode=0o644)
-    return node_id
+        raise StartupError(f"{key_path}: cannot read the node key: {exc.strerror}") from None
+    identity = NodeIdentity(KeyPair(seed))
+    node_id = identity.node_id.hex()
+    try:
+        previous: str | None = id_path.read_text().strip()
+    except FileNotFoundError:
+        previous = None
+    except OSError as exc:
+        raise StartupError(f"{id_path}: cannot read the node id: {exc.strerror}") from None
+    if previous != node_id:
+        write_atomic(id_path, (node_id + "\n").encode(), mode=0o644)
+    return identity, previous if previous and previous != node_id else None
 
 
 class Node:
@@ -116,9 +137,12 @@ class Node:
                 raise StartupError(problem)
         if env.lock:
             self._lock()
-        self.node_id = load_node_id(self.data_dir, env.rng)
-        self.node_id_bytes = bytes.fromhex(self.node_id)
+        self.identity, old_id = load_identity(self.data_dir, env.entropy)
+        self.node_id = self.identity.node_id.hex()
+        self.node_id_bytes = self.identity.node_id
         self.log = log.bind(node_id=self.node_id)
+        if old_id is not None:
+            self.log.warning("node_id_changed", old=old_id, reason="node ids are now derived from node_key")
         from trionode.chain.store import StoreError
 
         try:
@@ -141,7 +165,7 @@ class Node:
             peer_timeout=config.peer_timeout,
         )
         self.manager = PeerManager(
-            node_id=self.node_id,
+            identity=self.identity,
             transport=env.transport,
             limits=limits,
             data_dir=self.data_dir,
@@ -215,6 +239,8 @@ class Node:
             tip=bytes.fromhex(snap.tip),
             work=snap.work,
             agent=AGENT,
+            key=self.identity.key.public_key,
+            challenge=self.env.entropy(CHALLENGE_BYTES),
         )
 
     def heartbeat(self, nonce: int, echo: bool) -> m.Heartbeat:

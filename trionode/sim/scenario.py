@@ -245,10 +245,12 @@ class Simulation:
 
     def _new_node(self, sn: SimNode) -> Node | None:
         sn.incarnation += 1
+        rng = random.Random(f"{self.spec.seed}:{sn.host}:{sn.incarnation}")
         env = Environment(
             transport=self.net.transport(sn.host),
             wall=self.wall,
-            rng=random.Random(f"{self.spec.seed}:{sn.host}:{sn.incarnation}"),
+            rng=rng,
+            entropy=rng.randbytes,  # deterministic from the seed, like everything else here
             solver=InlineSolver(),
             signatures=InlineSignatureChecker(),
             control=False,

@@ -43,6 +43,7 @@ BANNED: Final = "banned"
 SHUTDOWN: Final = "shutdown"
 MISBEHAVIOUR: Final = "misbehaviour"
 TIMEOUT: Final = "timeout"
+BAD_PROOF: Final = "bad_proof"  # the peer did not prove the node id it claims
 DISCONNECT: Final = "disconnect"  # the operator ran `trionode disconnect`
 ERROR_CODES: Final = frozenset(
     {
@@ -57,6 +58,7 @@ ERROR_CODES: Final = frozenset(
         SHUTDOWN,
         MISBEHAVIOUR,
         TIMEOUT,
+        BAD_PROOF,
         DISCONNECT,
     }
 )

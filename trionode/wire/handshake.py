@@ -1,10 +1,19 @@
-"""The Hello exchange as a state machine: messages in, what to send and whether to close out.
+"""The handshake as a state machine: messages in, what to send and whether to close out.
 
 The dialling side sends its Hello first; the accepting side waits for the peer's Hello,
-checks it, and only then answers with its own, so a node never tells a stranger on another
-network anything but an Error. No I/O and no clock: the I/O layer sends ``start()``, feeds
-every received envelope to ``receive`` and closes the connection if the handshake has not
-completed within ``HANDSHAKE_TIMEOUT`` seconds (then sending ``Error("handshake_timeout")``).
+checks it, and only then answers with its own Hello and a HelloProof (its signature over the
+dialler's challenge), so a node never tells a stranger on another network anything but an
+Error. The dialler checks that proof and answers with its own HelloProof over the accepting
+side's challenge; each side's handshake is complete once it has checked the other's proof.
+No I/O and no clock: the I/O layer sends ``start()``, feeds every received envelope to
+``receive`` and closes the connection if the handshake has not completed within
+``HANDSHAKE_TIMEOUT`` seconds (then sending ``Error("handshake_timeout")``).
+
+    dialler                                   listener
+       Hello {key, challenge c1}  ------------>  checks it
+       <------------  Hello {key, challenge c2}, HelloProof {sig over c1}
+       checks both, then
+       HelloProof {sig over c2}  ------------->  checks it: done
 """
 
 from dataclasses import dataclass, field
@@ -12,6 +21,7 @@ from enum import Enum
 from typing import Final
 
 from trionode.wire.errors import (
+    BAD_PROOF,
     DUPLICATE_HELLO,
     PROTOCOL_ERROR,
     SELF_CONNECTION,
@@ -19,7 +29,16 @@ from trionode.wire.errors import (
     WRONG_NETWORK,
     ProtocolError,
 )
-from trionode.wire.messages import PROTOCOL_VERSION, Envelope, Error, Hello, Message, UnknownMessage
+from trionode.wire.identity import NodeIdentity, node_id_of, proof_valid
+from trionode.wire.messages import (
+    PROTOCOL_VERSION,
+    Envelope,
+    Error,
+    Hello,
+    HelloProof,
+    Message,
+    UnknownMessage,
+)
 
 # Seconds from connect to a completed handshake (INTERFACE.md): long enough for a slow link,
 # short enough that a silent connection cannot hold one of our peer slots.
@@ -30,6 +49,7 @@ MIN_VERSION: Final = 1
 
 class State(Enum):
     WAITING = "waiting"  # for the peer's Hello
+    PROVING = "proving"  # Hello accepted; waiting for the peer's HelloProof
     DONE = "done"
     CLOSED = "closed"  # rejected or refused: the connection is to be closed
 
@@ -59,9 +79,12 @@ def second_hello() -> ProtocolError:
 
 
 class Handshake:
-    def __init__(self, our_hello: Hello, outbound: bool) -> None:
+    def __init__(self, our_hello: Hello, outbound: bool, identity: NodeIdentity) -> None:
+        if our_hello.node_id != identity.node_id:
+            raise ValueError("our Hello must carry our identity's node id")
         self.our_hello = our_hello
         self.outbound = outbound
+        self.identity = identity
         self.state = State.WAITING
         self.peer_hello: Hello | None = None
         self._started = False
@@ -91,9 +114,12 @@ class Handshake:
         if isinstance(msg, Error):
             self.state = State.CLOSED
             return HandshakeResult(peer_error=msg)
+        if self.state is State.PROVING:
+            if not isinstance(msg, HelloProof):
+                return self._reject(PROTOCOL_ERROR, f"expected HelloProof, got {_name(msg)}")
+            return self._check_proof(msg)
         if not isinstance(msg, Hello):
-            name = msg.type if isinstance(msg, UnknownMessage) else msg.TYPE
-            return self._reject(PROTOCOL_ERROR, f"expected Hello first, got {name}")
+            return self._reject(PROTOCOL_ERROR, f"expected Hello first, got {_name(msg)}")
         ours = self.our_hello
         if msg.node_id != envelope.sender:
             return self._reject(PROTOCOL_ERROR, "Hello node_id differs from the envelope sender")
@@ -105,10 +131,33 @@ class Handshake:
             return self._reject(WRONG_NETWORK, f"this node is on network {ours.network.hex()}")
         if msg.node_id == ours.node_id:
             return self._reject(SELF_CONNECTION, "connected to ourselves")
-        self.state = State.DONE
+        if node_id_of(msg.key) != msg.node_id:
+            return self._reject(BAD_PROOF, "node_id is not the one of the Hello's key")
+        self.state = State.PROVING
         self.peer_hello = msg
-        return HandshakeResult(send=[] if self.outbound else [ours], done=msg)
+        if self.outbound:
+            return HandshakeResult()  # the listener's HelloProof follows its Hello
+        return HandshakeResult(send=[ours, self._proof()])
+
+    def _check_proof(self, msg: HelloProof) -> HandshakeResult:
+        peer = self.peer_hello
+        assert peer is not None
+        ours = self.our_hello
+        if not proof_valid(peer.key, msg.signature, ours.network, ours.challenge, peer.node_id, ours.node_id):
+            return self._reject(BAD_PROOF, "the HelloProof does not verify with the Hello's key")
+        self.state = State.DONE
+        return HandshakeResult(send=[self._proof()] if self.outbound else [], done=peer)
+
+    def _proof(self) -> HelloProof:
+        """Our signature over the peer's challenge."""
+        peer = self.peer_hello
+        assert peer is not None
+        return HelloProof(self.identity.prove(self.our_hello.network, peer.challenge, peer.node_id))
 
     def _reject(self, code: str, reason: str) -> HandshakeResult:
         self.state = State.CLOSED
         return HandshakeResult(reject=Error(code, reason))
+
+
+def _name(msg: object) -> str:
+    return msg.type if isinstance(msg, UnknownMessage) else type(msg).__name__

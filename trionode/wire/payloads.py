@@ -1,4 +1,4 @@
-"""The eight v1 message types as frozen dataclasses, each validating its own payload.
+"""The nine v1 message types as frozen dataclasses, each validating its own payload.
 
 Representation: hashes (network, tip, locator entries) are 32 ``bytes`` and node ids 16
 ``bytes``, as in the chain core; the wire spells both as lowercase hex str. ``work`` is an
@@ -12,12 +12,14 @@ from typing import Any, ClassVar, Final, Self
 
 from trionode.chain.block import Block
 from trionode.chain.errors import DecodeError
+from trionode.chain.keys import PUBKEY_LEN, SIGNATURE_LEN
 from trionode.chain.locator import MAX_LOCATOR
 from trionode.chain.transaction import Transaction
 from trionode.wire import fields as f
 from trionode.wire.addresses import MAX_ADDRESS_LEN, AddressError, parse_address
 from trionode.wire.codec import array_header, pack
 from trionode.wire.errors import ProtocolError
+from trionode.wire.identity import CHALLENGE_BYTES
 
 # The version this module speaks (protocol.md); Hello carries it, the handshake judges it.
 PROTOCOL_VERSION: Final = 1
@@ -77,6 +79,8 @@ class Hello(Message):
     tip: bytes
     work: int
     agent: str
+    key: bytes  # the Ed25519 public key whose node_id_of is node_id
+    challenge: bytes  # fresh random bytes the other side must sign (HelloProof)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,8 @@ class Hello(Message):
             "tip": self.tip.hex(),
             "work": f.work_hex(self.work),
             "agent": self.agent,
+            "key": self.key.hex(),
+            "challenge": self.challenge.hex(),
         }
 
     @classmethod
@@ -102,7 +108,24 @@ class Hello(Message):
             tip=f.want_hash(f.get(payload, "tip"), "payload.tip"),
             work=f.want_work(f.get(payload, "work"), "payload.work"),
             agent=f.want_str(f.get(payload, "agent"), "payload.agent", MAX_AGENT_LEN),
+            key=f.want_hex(f.get(payload, "key"), "payload.key", PUBKEY_LEN),
+            challenge=f.want_hex(f.get(payload, "challenge"), "payload.challenge", CHALLENGE_BYTES),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HelloProof(Message):
+    """The handshake's second step: the sender's signature over the other side's challenge."""
+
+    TYPE: ClassVar[str] = "HelloProof"
+    signature: bytes
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"signature": self.signature.hex()}
+
+    @classmethod
+    def from_payload(cls, payload: dict[Any, Any]) -> Self:
+        return cls(f.want_hex(f.get(payload, "signature"), "payload.signature", SIGNATURE_LEN))
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,9 +317,27 @@ class Error(Message):
 
 
 AnyMessage = (
-    Hello | NewTransaction | NewBlock | RequestChain | ResponseChain | PeerDiscovery | Heartbeat | Error
+    Hello
+    | HelloProof
+    | NewTransaction
+    | NewBlock
+    | RequestChain
+    | ResponseChain
+    | PeerDiscovery
+    | Heartbeat
+    | Error
 )
 MESSAGE_TYPES: Final[dict[str, type[AnyMessage]]] = {
     cls.TYPE: cls
-    for cls in (Hello, NewTransaction, NewBlock, RequestChain, ResponseChain, PeerDiscovery, Heartbeat, Error)
+    for cls in (
+        Hello,
+        HelloProof,
+        NewTransaction,
+        NewBlock,
+        RequestChain,
+        ResponseChain,
+        PeerDiscovery,
+        Heartbeat,
+        Error,
+    )
 }
