@@ -1,0 +1,88 @@
+"""The verbs with a handler of their own: run, wallet, devnet, top, sim (not one control call)."""
+
+import argparse
+
+from trionode.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
+from trionode.cli.formats import emit, table
+from trionode.cli.target import node_config, node_data_dir, not_running
+from trionode.control.client import NodeNotRunning
+from trionode.wallet import WalletError, WalletNameError, Wallets
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import trio
+
+    from trionode.net.transport import ListenError
+    from trionode.node.app import Environment, Node, StartupError
+    from trionode.node.logging import make_logger
+
+    config = node_config(
+        args,
+        listen=args.listen,
+        peers=args.peer or None,
+        log_level=args.log_level,
+    )
+    try:
+        log = make_logger(config.log_level, file=config.log_file)
+    except OSError as exc:
+        raise UserError(f"cannot open the log file {config.log_file} ([log] file): {exc.strerror}") from None
+    try:
+        node = Node(config, Environment.real(config.mining_workers), log)
+    except StartupError as exc:
+        raise UserError(str(exc), EXIT_USAGE if exc.usage else EXIT_FAILURE) from None
+    try:
+        trio.run(node.run)
+    except* ListenError as group:
+        raise UserError(str(group.exceptions[0])) from None
+    except* KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_wallet(args: argparse.Namespace) -> int:
+    wallets = Wallets(node_data_dir(args))
+    try:
+        if args.wallet_verb == "new":
+            w = wallets.new(args.name)
+            emit(args, w.to_json(), lambda r: f"created wallet {r['name']}: address {r['address']}")
+        elif args.wallet_verb == "show":
+            emit(args, wallets.load(args.name).to_json(), lambda r: f"{r['name']}  {r['address']}")
+        else:
+            rows = [w.to_json() for w in wallets.list()]
+            emit(
+                args,
+                rows,
+                lambda rs: (
+                    table([[r["name"], r["address"]] for r in rs], ["NAME", "ADDRESS"])
+                    if rs
+                    else f"no wallets in {wallets.directory} (create one with: trionode wallet new NAME)"
+                ),
+            )
+    except WalletError as exc:
+        raise UserError(str(exc), EXIT_USAGE if isinstance(exc, WalletNameError) else EXIT_FAILURE) from None
+    return EXIT_OK
+
+
+def cmd_devnet(args: argparse.Namespace) -> int:
+    from trionode.devnet import DevnetError, run_devnet
+
+    try:
+        return run_devnet(args.nodes, args.dir, args.difficulty)
+    except DevnetError as exc:
+        raise UserError(str(exc), exc.code) from None
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from trionode.top import run_top
+
+    data_dir = node_data_dir(args)
+    try:
+        return int(run_top(data_dir))
+    except NodeNotRunning as exc:
+        raise not_running(args, exc) from None
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from trionode.sim.cli import main as sim_main
+
+    return int(sim_main(args.args))

@@ -1,0 +1,87 @@
+"""The verbs that are calls to a running node over its control socket (status ... stop)."""
+
+import argparse
+
+from trionode.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
+from trionode.cli.formats import coins, emit, fmt_block, fmt_chain, fmt_peers, fmt_status, fmt_tx
+from trionode.cli.payment import send
+from trionode.cli.progress import mining_progress, sync_progress, with_progress
+from trionode.cli.target import node_client, resolve
+from trionode.node.config import parse_hostport
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    verb = args.verb
+    if verb == "connect":  # a bad argument is a usage error, whether or not a node runs
+        try:
+            parse_hostport(args.address)
+        except ValueError as exc:
+            raise UserError(f"connect: bad address {args.address!r}: {exc}", EXIT_USAGE) from None
+    with node_client(
+        args, timeout=None if verb in ("mine", "sync", "validate", "connect") else 30.0
+    ) as client:
+        if verb == "status":
+            emit(args, client.call("status"), fmt_status)
+        elif verb == "peers":
+            emit(args, client.call("peers"), fmt_peers)
+        elif verb == "connect":
+            emit(args, client.call("connect", address=args.address), lambda r: f"connected to {r['node_id']}")
+        elif verb == "disconnect":
+            emit(
+                args,
+                client.call("disconnect", node_id=args.node_id),
+                lambda r: f"disconnected {r['node_id']}",
+            )
+        elif verb == "chain":
+            emit(args, client.call("chain", **{"from": args.start, "limit": args.limit}), fmt_chain)
+        elif verb == "block":
+            emit(args, client.call("block", id=args.ident), fmt_block)
+        elif verb == "pending":
+            emit(
+                args,
+                client.call("pending"),
+                lambda txs: "\n".join(fmt_tx(t) for t in txs) if txs else "no pending transactions",
+            )
+        elif verb == "balance":
+            address = resolve(args, args.who)
+            emit(
+                args,
+                client.call("balance", address=address),
+                lambda r: f"{r['address']}  {coins(r['balance'])}",
+            )
+        elif verb == "send":
+            emit(
+                args,
+                send(args, client),
+                lambda r: f"sent {coins(r['amount'])} to {r['to']}: txid {r['txid']}",
+            )
+        elif verb == "mine":
+            to = resolve(args, args.to) if args.to else None
+            result = with_progress(args, "mining", lambda: client.call("mine", to=to), mining_progress)
+            emit(args, result, lambda r: f"mined block {r['height']} {r['hash']} ({r['txs']} txs)")
+        elif verb == "sync":
+            result = with_progress(args, "syncing", lambda: client.call("sync"), sync_progress)
+            emit(
+                args,
+                result,
+                lambda r: (
+                    f"height {r['height']} tip {r['tip']}"
+                    + (" (chain replaced)" if r["replaced"] else "")
+                    + ("" if r["peers"] else " (no peers connected: nothing to sync with)")
+                ),
+            )
+        elif verb == "validate":
+            result = with_progress(args, "validating", lambda: client.call("validate"))
+            emit(
+                args,
+                result,
+                lambda r: (
+                    f"valid: chain of height {r['height']}"
+                    if r["valid"]
+                    else "INVALID:\n" + "\n".join(r["errors"])
+                ),
+            )
+            return EXIT_OK if result["valid"] else EXIT_FAILURE
+        elif verb == "stop":
+            emit(args, client.call("stop"), lambda r: "node stopping")
+    return EXIT_OK
