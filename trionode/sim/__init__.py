@@ -15,21 +15,22 @@ Modules, in the order data flows:
 - ``plan``: the scenario from its seed (``Spec`` -> ``Plan``): topology, link profiles, and
   the schedule (mining, transactions from wallets, partitions, cuts, heals, crashes and
   restarts, slow hosts).
-- ``scenario``: runs a plan: starts the nodes on real data dirs (tmpfs when there is one),
-  plays the events, settles (heal, restart, wait for quiescence, break equal-work ties),
-  drains the mempools into blocks, checks, stops every node gracefully, reopens every store.
+- ``scenario``: runs a plan, in this order: ``lifecycle`` starts the nodes on real data dirs
+  (tmpfs when there is one) and crashes and restarts them; ``events`` plays the schedule;
+  ``settling`` heals, restarts, waits for quiescence, breaks equal-work ties and drains the
+  mempools into blocks; then the checks, a graceful stop of every node and a reopening of
+  every store. ``record`` keeps what the run saw, ``result`` is what it hands back and
+  ``watchdog`` bounds its real time.
 - ``invariants``: the checks (one tip, the most-work valid chain, supply = rewards issued,
   no transaction lost or applied twice, mempools in agreement, stores valid on disk).
 - ``timeline``: what happened, one line per event, in simulated time.
 - ``determinism``: pins trio's scheduler to the seed; counts live tasks.
 - ``cli``: ``trionode sim`` and sweeps over seeds (``--runs``, ``--jobs``).
-- ``transport``: the first, minimal memory network (no latency, partitions close links),
-  still used by ``tests/runtime``.
 
 What makes a run repeatable: trio's scheduler order is pinned (``determinism``); time is
 MockClock's (nodes read wall time only through ``Environment.wall``, here a function of the
 mock clock); every random draw comes from a ``random.Random`` seeded from the scenario seed
-and a name (node ids, heartbeat nonces, backoff jitter, link jitter and loss, the plan);
+and a name (node keys and handshake challenges, heartbeat nonces, backoff jitter, link jitter and loss, the plan);
 signatures and proof of work run inline (``InlineSignatureChecker``, ``InlineSolver``: no
 threads or processes); no control socket or signal handler; no order-dependent iteration
 over sets of strings or objects in the node. ``tests/sim/test_scenario.py`` runs one seed in
