@@ -12,7 +12,7 @@ import trio
 from trionode.chain.keys import KeyPair
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
-from trionode.wire.identity import NodeIdentity
+from trionode.wire.identity import DIALER, NodeIdentity, Side
 
 
 class BenchPeer:
@@ -43,8 +43,9 @@ class BenchPeer:
     async def hello(self, listen_port: int = 0) -> None:
         """The dialler's handshake: Hello, then the node's Hello and HelloProof, then ours."""
         key = self.identity.key.public_key
+        challenge = os.urandom(16)
         hello = m.Hello(
-            1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench", key, os.urandom(16)
+            1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench", key, challenge
         )
         await self.send(self.frame(hello))
         proven = False
@@ -54,7 +55,9 @@ class BenchPeer:
                     self.peer_hello = env.message
                 elif isinstance(env.message, m.HelloProof) and self.peer_hello is not None:
                     theirs = self.peer_hello
-                    proof = self.identity.prove(self.network, theirs.challenge, theirs.node_id)
+                    ours = Side(self.node_id, key, challenge)
+                    listener = Side(theirs.node_id, theirs.key, theirs.challenge)
+                    proof = self.identity.prove(DIALER, self.network, ours, listener)
                     await self.send(self.frame(m.HelloProof(proof)))
                     proven = True
 

@@ -5,6 +5,7 @@ import struct
 
 import pytest
 
+from trionode.chain import keys
 from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, MAX_BLOCK_TXS, PREFIX_BYTES, Block, BlockHeader
 from trionode.chain.encoding import packb, unpackb
 from trionode.chain.errors import DecodeError
@@ -252,3 +253,12 @@ def test_block_decode_limits_transaction_count() -> None:
     wire[1] = [cb] * (MAX_BLOCK_TXS + 1)
     with pytest.raises(DecodeError):
         Block.from_wire(wire)
+
+
+def test_keys_of_small_order_sign_nothing() -> None:
+    identity_point = bytes([1]) + bytes(31)
+    forged = bytes([1]) + bytes(63)  # R = identity, S = 0: "valid" for any message
+    assert keys.is_weak(identity_point)
+    assert not keys.verify(identity_point, forged, b"pay me")
+    assert keys.is_weak(bytes([1]) + bytes(30) + b"\x80")  # the same point, sign bit set
+    assert not keys.is_weak(KeyPair(bytes(32)).public_key)

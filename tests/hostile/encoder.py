@@ -356,10 +356,13 @@ def node_id_of(public_key: bytes) -> str:
     return hashlib.sha256(NODE_ID_TAG + public_key).digest()[:16].hex()
 
 
-def hello_proof(key: "Key", network: bytes, challenge: bytes, prover: str, verifier: str) -> dict[str, Any]:
-    """A HelloProof payload: ``key`` signs the verifier's ``challenge`` (section 5.1)."""
-    signed = pack([PROOF_TAG, network, challenge, bytes.fromhex(prover), bytes.fromhex(verifier)])
-    return {"signature": key.sign(signed).hex()}
+def hello_proof(
+    key: "Key", network: bytes, role: str, dialer: dict[str, Any], listener: dict[str, Any]
+) -> dict[str, Any]:
+    """A HelloProof payload (section 5.1): ``key`` signs its ``role`` ("dialer" or "listener")
+    and both Hellos' node ids, keys and challenges (``dialer``, ``listener``: Hello payloads)."""
+    fields = [bytes.fromhex(h[name]) for h in (dialer, listener) for name in ("node_id", "key", "challenge")]
+    return {"signature": key.sign(pack([PROOF_TAG, role, network, *fields])).hex()}
 
 
 def hello(

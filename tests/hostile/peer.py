@@ -71,6 +71,7 @@ class Peer:
         self.key = key or Key()
         self.node_id = node_id or node_id_of(self.key.public)
         self.challenge = os.urandom(16)
+        self.sent_hello: dict[str, Any] = {}
         self.auto_echo = auto_echo
         self.echo_offset = 0  # answer heartbeats with this added to the nonce (0: honestly)
         if sock is None:
@@ -110,6 +111,8 @@ class Peer:
             self.bytes_sent += len(data)
 
     def send(self, kind: str, payload: Any, *, sender: str | None = None, bad: str | None = None) -> None:
+        if kind == "Hello":
+            self.sent_hello = payload  # what our proof will sign
         self.send_raw(message(kind, payload, sender or self.node_id), bad)
 
     @contextmanager
@@ -132,14 +135,8 @@ class Peer:
         return payload
 
     def proof_for(self, their_hello: dict[str, Any]) -> dict[str, Any]:
-        """Our HelloProof for the node whose Hello this is."""
-        return hello_proof(
-            self.key,
-            self.params.network,
-            bytes.fromhex(their_hello["challenge"]),
-            self.node_id,
-            their_hello["node_id"],
-        )
+        """Our HelloProof, as the dialler, for the exchange of our last Hello and theirs."""
+        return hello_proof(self.key, self.params.network, "dialer", self.sent_hello, their_hello)
 
     def handshake(self, **overrides: Any) -> dict[str, Any]:
         """Send our Hello; on the node's Hello and HelloProof, send our proof; return its Hello."""
@@ -305,20 +302,11 @@ class TrioPeer:
 
     async def handshake(self, **overrides: Any) -> dict[str, Any]:
         """Hello, then the node's Hello and HelloProof, then our proof; the node's Hello."""
-        challenge = os.urandom(16)
-        await self.send(
-            "Hello", hello(self.params, self.node_id, key=self.key.public, challenge=challenge, **overrides)
-        )
+        ours = hello(self.params, self.node_id, key=self.key.public, challenge=os.urandom(16), **overrides)
+        await self.send("Hello", ours)
         payload: dict[str, Any] = (await self.expect("Hello"))["payload"]
         await self.expect("HelloProof")
-        proof = hello_proof(
-            self.key,
-            self.params.network,
-            bytes.fromhex(payload["challenge"]),
-            self.node_id,
-            payload["node_id"],
-        )
-        await self.send("HelloProof", proof)
+        await self.send("HelloProof", hello_proof(self.key, self.params.network, "dialer", ours, payload))
         return payload
 
     async def recv(self) -> dict[str, Any] | None:

@@ -19,6 +19,18 @@ NODE_A_KEY = e.Key(hashlib.sha256(b"trionode example node a").digest())
 NODE_B_KEY = e.Key(hashlib.sha256(b"trionode example node b").digest())
 NODE_A = e.node_id_of(NODE_A_KEY.public)
 NODE_B = e.node_id_of(NODE_B_KEY.public)
+# The two Hellos of the example handshake (A dialled B); only ids, keys and challenges matter
+# to the proof.
+HELLO_A = {
+    "node_id": NODE_A,
+    "key": NODE_A_KEY.public.hex(),
+    "challenge": hashlib.sha256(b"trionode example challenge a").digest()[:16].hex(),
+}
+HELLO_B = {
+    "node_id": NODE_B,
+    "key": NODE_B_KEY.public.hex(),
+    "challenge": hashlib.sha256(b"trionode example challenge b").digest()[:16].hex(),
+}
 TS = 1_704_067_260.25
 DEFAULT = e.Params(difficulty=2)
 
@@ -103,13 +115,7 @@ def test_frames(name: str, kind: str) -> None:
             work=0x200,
             agent="trionode/0.1.0",
         ),
-        "HelloProof": e.hello_proof(
-            NODE_A_KEY,
-            DEFAULT.network,
-            hashlib.sha256(b"trionode example challenge b").digest()[:16],
-            NODE_A,
-            NODE_B,
-        ),
+        "HelloProof": e.hello_proof(NODE_A_KEY, DEFAULT.network, "dialer", HELLO_A, HELLO_B),
         "NewTransaction": {"tx": alice_tx()},
         "NewBlock": {"block": block.wire()},
         "RequestChain": e.request_chain([DEFAULT.network]),

@@ -51,7 +51,8 @@ def heartbeat_frame(peer: Peer, nonce: int) -> bytes:
 
 def test_a_frame_split_over_many_sends_is_processed(node: Node) -> None:
     peer = node.peer()
-    hello = message("Hello", peer.hello_payload(), peer.node_id)
+    peer.sent_hello = peer.hello_payload()  # sent by hand below, byte by byte
+    hello = message("Hello", peer.sent_hello, peer.node_id)
     with peer.holding():
         for i in range(len(hello)):  # one byte per send (TCP_NODELAY: one segment each)
             peer.send_raw(hello[i : i + 1])
@@ -95,7 +96,7 @@ def test_a_bad_length_prefix_disconnects_at_once_without_the_body(node: Node, le
 
 
 def test_a_stranger_cannot_make_the_node_buffer_a_full_frame_before_hello(node: Node) -> None:
-    # Before its Hello a peer may announce at most 128 KiB; after it, the full 4 MiB.
+    # Before its handshake is complete a peer may announce at most 128 KiB; after it, 4 MiB.
     before = node.peer()
     before.send_raw(LENGTH.pack(128 * 1024 + 1), bad="framing: large first frame")
     refused(node, before, "protocol_error:frame_too_large", "protocol_error")

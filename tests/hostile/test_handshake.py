@@ -106,7 +106,13 @@ def test_a_hello_whose_node_id_is_not_its_keys_is_refused(node: Node) -> None:
 
 @pytest.mark.parametrize(
     "proof",
-    ["a signature by another key", "a signature over another challenge", "garbage", "none, a Heartbeat"],
+    [
+        "a signature by another key",
+        "a signature over another challenge",
+        "a signature in the listener's role",
+        "garbage",
+        "none, a Heartbeat",
+    ],
 )
 def test_a_peer_that_cannot_prove_its_node_id_is_refused(node: Node, proof: str) -> None:
     peer = node.peer()
@@ -114,20 +120,14 @@ def test_a_peer_that_cannot_prove_its_node_id_is_refused(node: Node, proof: str)
     theirs = peer.expect("Hello")["payload"]
     peer.expect("HelloProof")
     bad = f"handshake: HelloProof with {proof}"
+    ours = peer.sent_hello
     if proof == "a signature by another key":
-        peer.send(
-            "HelloProof",
-            hello_proof(
-                Key(), PARAMS.network, bytes.fromhex(theirs["challenge"]), peer.node_id, theirs["node_id"]
-            ),
-            bad=bad,
-        )
+        peer.send("HelloProof", hello_proof(Key(), PARAMS.network, "dialer", ours, theirs), bad=bad)
     elif proof == "a signature over another challenge":
-        peer.send(
-            "HelloProof",
-            hello_proof(peer.key, PARAMS.network, bytes(16), peer.node_id, theirs["node_id"]),
-            bad=bad,
-        )
+        other = {**theirs, "challenge": "00" * 16}
+        peer.send("HelloProof", hello_proof(peer.key, PARAMS.network, "dialer", ours, other), bad=bad)
+    elif proof == "a signature in the listener's role":
+        peer.send("HelloProof", hello_proof(peer.key, PARAMS.network, "listener", ours, theirs), bad=bad)
     elif proof == "garbage":
         peer.send("HelloProof", {"signature": "00" * 64}, bad=bad)
     else:

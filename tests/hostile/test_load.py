@@ -124,6 +124,7 @@ def test_80_junk_frames_of_4_mib_leave_other_peers_answered_within_2_s(site: Sit
 # The node key of each flooding socket that said Hello: ``outcomes`` answers the node's
 # HelloProof with it, so the ones the node admits complete their handshake.
 FLOOD_KEYS: dict[socket.socket, Key] = {}
+FLOOD_HELLOS: dict[socket.socket, dict[str, Any]] = {}
 
 
 def open_many(address: str, n: int, say_hello: bool) -> list[socket.socket]:
@@ -136,9 +137,8 @@ def open_many(address: str, n: int, say_hello: bool) -> list[socket.socket]:
         for sock in socks:
             key = FLOOD_KEYS[sock] = Key()
             node_id = node_id_of(key.public)
-            sock.sendall(
-                message("Hello", hello(PARAMS, node_id, key=key.public, challenge=bytes(16)), node_id)
-            )
+            ours = FLOOD_HELLOS[sock] = hello(PARAMS, node_id, key=key.public, challenge=bytes(16))
+            sock.sendall(message("Hello", ours, node_id))
     return socks
 
 
@@ -173,9 +173,7 @@ def outcomes(socks: list[socket.socket], within: float) -> Outcome:
             theirs = [env["payload"] for env in got if env["type"] == "Hello"]
             if data and key is not None and theirs and any(env["type"] == "HelloProof" for env in got):
                 ours = node_id_of(key.public)
-                proof = hello_proof(
-                    key, PARAMS.network, bytes.fromhex(theirs[0]["challenge"]), ours, theirs[0]["node_id"]
-                )
+                proof = hello_proof(key, PARAMS.network, "dialer", FLOOD_HELLOS[sock], theirs[0])
                 sock.setblocking(True)
                 sock.sendall(message("HelloProof", proof, ours))
                 sock.setblocking(False)

@@ -31,7 +31,7 @@ from trionode.node.workers import InlineSignatureChecker
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
-from trionode.wire.identity import NodeIdentity
+from trionode.wire.identity import DIALER, NodeIdentity, Side
 
 REWARD_TO = bytes(20)
 
@@ -93,7 +93,9 @@ class FakePeer:
         )
         _, theirs = await self.wait_for("Hello")
         await self.wait_for("HelloProof")
-        await self.send(m.HelloProof(self.identity.prove(network, theirs.challenge, theirs.node_id)))
+        ours = Side(self.node_id, self.identity.key.public_key, bytes(16))
+        proof = self.identity.prove(DIALER, network, ours, Side(theirs.node_id, theirs.key, theirs.challenge))
+        await self.send(m.HelloProof(proof))
 
     async def heartbeat(self, nonce: int, *, work: int | None = None, height: int | None = None) -> None:
         if work is not None:

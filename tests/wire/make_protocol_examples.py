@@ -23,7 +23,7 @@ from trionode.chain.params import GENESIS_TIMESTAMP_MS, ChainParams
 from trionode.chain.pow import meets_target, work_for_target
 from trionode.chain.transaction import coinbase, sign_transaction
 from trionode.wire.errors import WRONG_NETWORK
-from trionode.wire.identity import NodeIdentity, proof_bytes
+from trionode.wire.identity import DIALER, NodeIdentity, Side, proof_bytes
 from trionode.wire.messages import (
     PROTOCOL_VERSION,
     Error,
@@ -58,8 +58,11 @@ NODE_A_IDENTITY: Final = NodeIdentity(KeyPair(seed("trionode example node a")))
 NODE_B_IDENTITY: Final = NodeIdentity(KeyPair(seed("trionode example node b")))
 NODE_A: Final = NODE_A_IDENTITY.node_id
 NODE_B: Final = NODE_B_IDENTITY.node_id
-# The challenge node B sent in its Hello, which node A's HelloProof signs.
+# Node A dialled node B: the two sides of the handshake its HelloProof signs.
+CHALLENGE_A: Final = seed("trionode example challenge a")[:16]
 CHALLENGE_B: Final = seed("trionode example challenge b")[:16]
+SIDE_A: Final = Side(NODE_A, NODE_A_IDENTITY.key.public_key, CHALLENGE_A)
+SIDE_B: Final = Side(NODE_B, NODE_B_IDENTITY.key.public_key, CHALLENGE_B)
 TS: Final = 1_704_067_260.25  # 2024-01-01T00:01:00.25Z, one minute after genesis
 
 
@@ -105,10 +108,10 @@ def build_examples() -> dict[str, Example]:
                 work,
                 "trionode/0.1.0",
                 NODE_A_IDENTITY.key.public_key,
-                seed("trionode example challenge a")[:16],
+                CHALLENGE_A,
             ),
         ),
-        ("frame-hello-proof", HelloProof(NODE_A_IDENTITY.prove(network, CHALLENGE_B, NODE_B))),
+        ("frame-hello-proof", HelloProof(NODE_A_IDENTITY.prove(DIALER, network, SIDE_A, SIDE_B))),
         ("frame-new-transaction", NewTransaction(tx)),
         ("frame-new-block", NewBlock(block)),
         ("frame-request-chain", RequestChain([genesis.block_hash], 500)),
@@ -130,7 +133,7 @@ def build_examples() -> dict[str, Example]:
     examples += [
         Example("node-a-key", NODE_A_IDENTITY.key.public_key, None),
         Example("node-a-id", NODE_A, None),
-        Example("hello-proof-bytes", proof_bytes(network, CHALLENGE_B, NODE_A, NODE_B), None),
+        Example("hello-proof-bytes", proof_bytes(DIALER, network, SIDE_A, SIDE_B), None),
         Example("genesis-params", params.canonical(), None),
         Example("genesis-header", genesis.header.serialize(), None),
         Example("genesis-hash", genesis.block_hash, None),

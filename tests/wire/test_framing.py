@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trionode.wire.errors import EMPTY_FRAME, FRAME_TOO_LARGE, MessageTooLarge, ProtocolError
-from trionode.wire.framing import MAX_FIRST_FRAME, MAX_FRAME, FrameDecoder, encode_frame
+from trionode.wire.framing import HANDSHAKE_FRAMES, MAX_FIRST_FRAME, MAX_FRAME, FrameDecoder, encode_frame
 
 
 def test_encode_frame_prefixes_big_endian_length() -> None:
@@ -70,16 +70,24 @@ def test_bad_length_after_good_frames_in_the_same_piece() -> None:
     assert info.value.code == EMPTY_FRAME
 
 
-def test_the_first_frame_has_its_own_limit_and_later_frames_the_full_one() -> None:
-    with pytest.raises(ProtocolError) as info:
-        FrameDecoder(MAX_FIRST_FRAME).feed((MAX_FIRST_FRAME + 1).to_bytes(4, "big"))
-    assert info.value.code == FRAME_TOO_LARGE
-    decoder = FrameDecoder(MAX_FIRST_FRAME)
+def test_the_handshake_frames_have_their_own_limit_and_later_frames_the_full_one() -> None:
     big = encode_frame(b"\x80" * (MAX_FIRST_FRAME + 1))
-    # The limit moves to MAX_FRAME as soon as the first frame is out, within one piece too.
-    assert decoder.feed(encode_frame(b"\x80") + big) == [b"\x80", big[4:]]
-    split = FrameDecoder(MAX_FIRST_FRAME)
-    assert split.feed(encode_frame(b"\x80")) == [b"\x80"]
+    small = encode_frame(b"\x80")
+    for position in range(HANDSHAKE_FRAMES):  # the Hello and the HelloProof
+        with pytest.raises(ProtocolError) as info:
+            FrameDecoder(MAX_FIRST_FRAME, HANDSHAKE_FRAMES).feed(small * position + big[:4])
+        assert info.value.code == FRAME_TOO_LARGE
+    # The limit moves to MAX_FRAME once the handshake's frames are out, within one piece too...
+    decoder = FrameDecoder(MAX_FIRST_FRAME, HANDSHAKE_FRAMES)
+    assert decoder.feed(small * HANDSHAKE_FRAMES + big) == [b"\x80"] * HANDSHAKE_FRAMES + [big[4:]]
+    # ...or across pieces.
+    split = FrameDecoder(MAX_FIRST_FRAME, HANDSHAKE_FRAMES)
+    assert split.feed(small) == [b"\x80"]
+    early = FrameDecoder(MAX_FIRST_FRAME, HANDSHAKE_FRAMES)
+    early.feed(small)
+    with pytest.raises(ProtocolError):
+        early.feed(big[:4])  # the second handshake frame, in a piece of its own: still limited
+    assert split.feed(small) == [b"\x80"]
     assert split.feed(big) == [big[4:]]
 
 

@@ -15,6 +15,7 @@ from trionode.wire.errors import (
 )
 from trionode.wire.framing import FrameDecoder
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, HandshakeResult, State
+from trionode.wire.identity import DIALER, LISTENER, Side
 from trionode.wire.messages import (
     Envelope,
     Error,
@@ -45,13 +46,22 @@ def theirs(**changes: Any) -> Hello:
     return replace(THEIRS, **changes)
 
 
-def their_proof(challenge: bytes = OURS.challenge) -> HelloProof:
-    """Their honest proof: their key's signature over our challenge."""
-    return HelloProof(OTHER_IDENTITY.prove(NETWORK, challenge, NODE))
+def side(hello: Hello) -> Side:
+    return Side(hello.node_id, hello.key, hello.challenge)
 
 
-def our_proof() -> HelloProof:
-    return HelloProof(IDENTITY.prove(NETWORK, THEIRS.challenge, OTHER_NODE))
+def sides(outbound: bool) -> tuple[Side, Side]:
+    """(dialler, listener): we dial when ``outbound``."""
+    return (side(OURS), side(THEIRS)) if outbound else (side(THEIRS), side(OURS))
+
+
+def their_proof(outbound: bool) -> HelloProof:
+    """Their honest proof, in their role."""
+    return HelloProof(OTHER_IDENTITY.prove(LISTENER if outbound else DIALER, NETWORK, *sides(outbound)))
+
+
+def our_proof(outbound: bool) -> HelloProof:
+    return HelloProof(IDENTITY.prove(DIALER if outbound else LISTENER, NETWORK, *sides(outbound)))
 
 
 def started(outbound: bool) -> Handshake:
@@ -74,17 +84,17 @@ def test_outbound_sends_hello_then_checks_their_proof_and_answers_with_its_own()
     hs = started(outbound=True)
     assert hs.receive(env(THEIRS)) == HandshakeResult()
     assert hs.state is State.PROVING
-    result = hs.receive(env(their_proof()))
-    assert result == HandshakeResult(send=[our_proof()], done=THEIRS)
+    result = hs.receive(env(their_proof(True)))
+    assert result == HandshakeResult(send=[our_proof(True)], done=THEIRS)
     assert not result.close
     assert hs.complete and hs.peer_hello == THEIRS
 
 
 def test_inbound_waits_answers_with_hello_and_proof_then_checks_theirs() -> None:
     hs = started(outbound=False)
-    assert hs.receive(env(THEIRS)) == HandshakeResult(send=[OURS, our_proof()])
+    assert hs.receive(env(THEIRS)) == HandshakeResult(send=[OURS, our_proof(False)])
     assert not hs.complete
-    assert hs.receive(env(their_proof())) == HandshakeResult(done=THEIRS)
+    assert hs.receive(env(their_proof(False))) == HandshakeResult(done=THEIRS)
     assert hs.complete
 
 
@@ -96,22 +106,50 @@ def test_a_hello_whose_node_id_is_not_its_keys_is_refused(outbound: bool) -> Non
     assert_rejected(hs.receive(env(impostor)), hs, BAD_PROOF)
 
 
+def forged(outbound: bool, how: str) -> HelloProof:
+    """Their proof, wrong in one way."""
+    role, other_role = (LISTENER, DIALER) if outbound else (DIALER, LISTENER)
+    dialer, listener = sides(outbound)
+    fresh = Side(NODE, IDENTITY.key.public_key, b"x" * 16)
+    if how == "garbage":
+        return HelloProof(bytes(64))
+    if how == "the other role":  # what a proof relayed from the other direction would be
+        return HelloProof(OTHER_IDENTITY.prove(other_role, NETWORK, dialer, listener))
+    if how == "another exchange":  # made for another challenge of ours
+        mixed = (fresh, listener) if outbound else (dialer, fresh)
+        return HelloProof(OTHER_IDENTITY.prove(role, NETWORK, *mixed))
+    if how == "another network":
+        return HelloProof(OTHER_IDENTITY.prove(role, bytes(32), dialer, listener))
+    assert how == "another key"
+    return HelloProof(IDENTITY.prove(role, NETWORK, dialer, listener))
+
+
 @pytest.mark.parametrize("outbound", [True, False])
 @pytest.mark.parametrize(
-    "proof",
-    [
-        HelloProof(bytes(64)),  # garbage
-        HelloProof(OTHER_IDENTITY.prove(NETWORK, b"x" * 16, NODE)),  # over another challenge
-        HelloProof(OTHER_IDENTITY.prove(NETWORK, OURS.challenge, OTHER_NODE)),  # for another verifier
-        HelloProof(OTHER_IDENTITY.prove(bytes(32), OURS.challenge, NODE)),  # on another network
-        HelloProof(IDENTITY.prove(NETWORK, OURS.challenge, NODE)),  # by another key
-    ],
-    ids=["garbage", "another challenge", "another verifier", "another network", "another key"],
+    "how", ["garbage", "the other role", "another exchange", "another network", "another key"]
 )
-def test_a_proof_that_does_not_verify_is_refused(outbound: bool, proof: HelloProof) -> None:
+def test_a_proof_that_does_not_verify_is_refused(outbound: bool, how: str) -> None:
     hs = started(outbound)
     hs.receive(env(THEIRS))
-    assert_rejected(hs.receive(env(proof)), hs, BAD_PROOF)
+    assert_rejected(hs.receive(env(forged(outbound, how))), hs, BAD_PROOF)
+
+
+def test_a_listeners_proof_relayed_from_another_connection_is_refused() -> None:
+    """The relay of protocol.md 5.1: M dials L claiming to be X, and dials X claiming to be L
+    with L's challenge, hoping X's proof on that connection passes on the first."""
+    x, victim_id = OTHER_IDENTITY, IDENTITY
+    l_hello = hello(node_id=victim_id.node_id, key=victim_id.key.public_key, challenge=b"L" * 16)
+    m_as_x = hello(node_id=x.node_id, key=x.key.public_key, challenge=b"M" * 16)
+    victim = Handshake(l_hello, outbound=False, identity=victim_id)
+    victim.start()
+    assert victim.receive(env(m_as_x, sender=x.node_id)).send[0] == l_hello
+    m_as_l = hello(node_id=victim_id.node_id, key=victim_id.key.public_key, challenge=l_hello.challenge)
+    x_hello = hello(node_id=x.node_id, key=x.key.public_key, challenge=b"X" * 16)
+    real_x = Handshake(x_hello, outbound=False, identity=x)
+    real_x.start()
+    relayed = real_x.receive(env(m_as_l, sender=victim_id.node_id)).send[1]
+    assert isinstance(relayed, HelloProof)
+    assert_rejected(victim.receive(env(relayed, sender=x.node_id)), victim, BAD_PROOF)
 
 
 @pytest.mark.parametrize("outbound", [True, False])
@@ -150,7 +188,7 @@ def test_old_versions_are_unsupported(version: int) -> None:
 @pytest.mark.parametrize("version", [1, 2, 2**64 - 1])
 def test_newer_versions_are_accepted(version: int) -> None:
     hs = started(outbound=False)
-    assert hs.receive(env(theirs(version=version))).send == [OURS, our_proof()]
+    assert hs.receive(env(theirs(version=version))).send == [OURS, our_proof(False)]
 
 
 @pytest.mark.parametrize("outbound", [True, False])
@@ -182,7 +220,7 @@ def test_hello_node_id_must_match_the_sender() -> None:
 def test_a_second_hello_is_a_protocol_error() -> None:
     hs = started(outbound=True)
     hs.receive(env(THEIRS))
-    hs.receive(env(their_proof()))
+    hs.receive(env(their_proof(hs.outbound)))
     with pytest.raises(ProtocolError) as info:
         hs.receive(env(THEIRS))
     assert info.value.code == DUPLICATE_HELLO
@@ -191,7 +229,7 @@ def test_a_second_hello_is_a_protocol_error() -> None:
 def test_other_messages_after_completion_need_nothing() -> None:
     hs = started(outbound=False)
     hs.receive(env(THEIRS))
-    hs.receive(env(their_proof()))
+    hs.receive(env(their_proof(hs.outbound)))
     for message in one_of_each()[1:]:
         assert hs.receive(env(message)) == HandshakeResult()
     assert hs.complete

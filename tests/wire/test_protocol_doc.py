@@ -12,7 +12,7 @@ from trionode.chain.params import ChainParams
 from trionode.chain.validation import check_block_body, check_header_context, check_signatures
 from trionode.wire.errors import ERROR_CODES, PROTOCOL_ERROR_CODES
 from trionode.wire.framing import FrameDecoder
-from trionode.wire.identity import proof_bytes
+from trionode.wire.identity import DIALER, proof_bytes
 from trionode.wire.messages import (
     MESSAGE_TYPES,
     Envelope,
@@ -28,7 +28,7 @@ from trionode.wire.messages import (
     decode_message,
 )
 
-from .make_protocol_examples import NODE_A, NODE_B, PROTOCOL_MD, TS, build_examples, parse_doc
+from .make_protocol_examples import NODE_A, PROTOCOL_MD, SIDE_A, SIDE_B, TS, build_examples, parse_doc
 
 DOC = parse_doc(PROTOCOL_MD.read_text())
 PARAMS = ChainParams()  # the defaults: difficulty 2, mining reward 50 coins
@@ -79,8 +79,8 @@ def test_node_identity_examples() -> None:
     proof = frame("frame-hello-proof").message
     assert isinstance(proof, HelloProof)
     assert verify(key, proof.signature, DOC["hello-proof-bytes"])
-    challenge = hashlib.sha256(b"trionode example challenge b").digest()[:16]
-    assert DOC["hello-proof-bytes"] == proof_bytes(PARAMS.network, challenge, NODE_A, NODE_B)
+    assert DOC["hello-proof-bytes"] == proof_bytes(DIALER, PARAMS.network, SIDE_A, SIDE_B)
+    assert SIDE_A.key == key and SIDE_A.challenge == hello.challenge
 
 
 def test_genesis_examples() -> None:

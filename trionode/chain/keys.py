@@ -24,8 +24,33 @@ def address_of(public_key: bytes) -> bytes:
     return hashlib.sha256(public_key).digest()[:ADDRESS_LEN]
 
 
+# Encodings of the Ed25519 points of small order (1, 2, 4, 8), sign bit cleared, canonical
+# and not (libsodium's blocklist). A "key" among them has no secret: the identity point, for
+# one, verifies an all-zero-scalar signature of any message. Such keys sign nothing here.
+_SMALL_ORDER: Final = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    )
+)
+
+
+def is_weak(public_key: bytes) -> bool:
+    """True for a public key of small order: anyone can sign for it."""
+    return len(public_key) == PUBKEY_LEN and public_key[:31] + bytes([public_key[31] & 0x7F]) in _SMALL_ORDER
+
+
 def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """True if ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``."""
+    """True if ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``
+    (never for a key of small order, whatever the signature)."""
+    if is_weak(public_key):
+        return False
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):

@@ -16,7 +16,7 @@ import trio
 
 from trionode.net.inventory import PEER_KNOWN, RollingSet
 from trionode.wire.errors import HANDSHAKE_TIMEOUT_CODE, PROTOCOL_ERROR, ProtocolError
-from trionode.wire.framing import MAX_FIRST_FRAME, FrameDecoder
+from trionode.wire.framing import HANDSHAKE_FRAMES, MAX_FIRST_FRAME, FrameDecoder
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, second_hello
 from trionode.wire.identity import NodeIdentity
 from trionode.wire.messages import Envelope, Error, Hello, Message, decode_message, encode_message
@@ -202,7 +202,7 @@ class Connection:
                     except trio.TooSlowError:
                         self.close(
                             "handshake_timeout",
-                            Error(code=HANDSHAKE_TIMEOUT_CODE, reason="no Hello within 10 s"),
+                            Error(code=HANDSHAKE_TIMEOUT_CODE, reason="no complete handshake within 10 s"),
                         )
                     except Exception as exc:  # a bug reached by peer input must not crash the node
                         self.log.error("peer_task_failed", exc_info=exc)
@@ -218,7 +218,7 @@ class Connection:
         on_established: Callable[["Connection"], Awaitable[bool]],
         on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
     ) -> None:
-        decoder = FrameDecoder(MAX_FIRST_FRAME)
+        decoder = FrameDecoder(MAX_FIRST_FRAME, HANDSHAKE_FRAMES)
         handshake = Handshake(self._our_hello(), outbound=self.outbound, identity=self._identity)
         for message in handshake.start():
             self.send_message(message)

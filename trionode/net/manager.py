@@ -313,8 +313,8 @@ class PeerManager:
         Two nodes that dial each other at once each end up with both connections; both keep
         the one dialled by the smaller node id, so they close the same one. That rule applies
         only while the existing connection is younger than a handshake: later, the existing
-        one always stays, so a stranger claiming a connected peer's (unauthenticated) node id
-        cannot evict it (docs/adversarial.md).
+        one always stays. Both have proven the node id (protocol.md 5.1), so this only ever
+        chooses between two connections of the same node.
         """
         if existing.outbound == new.outbound:
             return False

@@ -48,7 +48,7 @@ CONTAINER_SLACK: Final = 8
 # What decoding a body may cost in Python objects, at most, as a multiple of its size: the
 # worst shape left once containers are budgeted is arrays of two-character strings (3 bytes
 # each on the wire, a 51-byte str and an 8-byte slot decoded), ~20x. One body is decoded at a
-# time, and a stranger's first frame is at most 128 KiB (framing.MAX_FIRST_FRAME), so a
+# time, and a stranger's handshake frames are at most 128 KiB (framing.MAX_FIRST_FRAME), so a
 # hostile peer can make us hold at most ~85 MB, briefly. Tested with tracemalloc.
 DECODE_COST_BOUND: Final = 24
 # Below this size even 64x is only a few MB, so small bodies (every message but big blocks

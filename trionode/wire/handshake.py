@@ -11,9 +11,11 @@ No I/O and no clock: the I/O layer sends ``start()``, feeds every received envel
 
     dialler                                   listener
        Hello {key, challenge c1}  ------------>  checks it
-       <------------  Hello {key, challenge c2}, HelloProof {sig over c1}
+       <------------  Hello {key, challenge c2}, HelloProof {listener's sig}
        checks both, then
-       HelloProof {sig over c2}  ------------->  checks it: done
+       HelloProof {dialler's sig}  ----------->  checks it: done
+
+    Each signature covers the signer's role and both Hellos' node ids, keys and challenges.
 """
 
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from trionode.wire.errors import (
     WRONG_NETWORK,
     ProtocolError,
 )
-from trionode.wire.identity import NodeIdentity, node_id_of, proof_valid
+from trionode.wire.identity import DIALER, LISTENER, NodeIdentity, Side, node_id_of, proof_valid
 from trionode.wire.messages import (
     PROTOCOL_VERSION,
     Envelope,
@@ -139,24 +141,35 @@ class Handshake:
             return HandshakeResult()  # the listener's HelloProof follows its Hello
         return HandshakeResult(send=[ours, self._proof()])
 
+    def _sides(self) -> tuple[Side, Side]:
+        """(dialler, listener) as their Hellos announced them."""
+        peer = self.peer_hello
+        assert peer is not None
+        ours, theirs = (_side(self.our_hello), _side(peer))
+        return (ours, theirs) if self.outbound else (theirs, ours)
+
     def _check_proof(self, msg: HelloProof) -> HandshakeResult:
         peer = self.peer_hello
         assert peer is not None
-        ours = self.our_hello
-        if not proof_valid(peer.key, msg.signature, ours.network, ours.challenge, peer.node_id, ours.node_id):
+        role = LISTENER if self.outbound else DIALER  # the peer's role
+        network = self.our_hello.network
+        if not proof_valid(peer.key, msg.signature, role, network, *self._sides()):
             return self._reject(BAD_PROOF, "the HelloProof does not verify with the Hello's key")
         self.state = State.DONE
         return HandshakeResult(send=[self._proof()] if self.outbound else [], done=peer)
 
     def _proof(self) -> HelloProof:
-        """Our signature over the peer's challenge."""
-        peer = self.peer_hello
-        assert peer is not None
-        return HelloProof(self.identity.prove(self.our_hello.network, peer.challenge, peer.node_id))
+        """Our signature over our role and the whole exchange."""
+        role = DIALER if self.outbound else LISTENER
+        return HelloProof(self.identity.prove(role, self.our_hello.network, *self._sides()))
 
     def _reject(self, code: str, reason: str) -> HandshakeResult:
         self.state = State.CLOSED
         return HandshakeResult(reject=Error(code, reason))
+
+
+def _side(hello: Hello) -> Side:
+    return Side(hello.node_id, hello.key, hello.challenge)
 
 
 def _name(msg: object) -> str:
