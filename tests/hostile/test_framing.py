@@ -217,6 +217,17 @@ def test_a_bad_body_before_the_handshake_is_refused(node: Node, case: str) -> No
     refused(node, peer, f"protocol_error:{code}", "protocol_error")
 
 
+def test_a_message_in_another_nodes_name_ends_the_connection(node: Node) -> None:
+    peer = established(node)
+    peer.send(
+        "Heartbeat",
+        heartbeat(PARAMS, peer.node_id, 5, False),
+        sender=new_node_id(),
+        bad="framing: another sender",
+    )
+    protocol_violation(node, peer, "bad_field", "sender")
+
+
 def test_unknown_message_types_are_ignored_and_the_peer_stays(node: Node) -> None:
     peer = established(node)
     kinds = ["Inventory", "GetHeaders", "hello", "x" * 64, ""]

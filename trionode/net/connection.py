@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from trionode.net.inventory import PEER_KNOWN, RollingSet
-from trionode.wire.errors import HANDSHAKE_TIMEOUT_CODE, PROTOCOL_ERROR, ProtocolError
+from trionode.wire.errors import BAD_FIELD, HANDSHAKE_TIMEOUT_CODE, PROTOCOL_ERROR, ProtocolError
 from trionode.wire.framing import HANDSHAKE_FRAMES, MAX_FIRST_FRAME, FrameDecoder
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, second_hello
 from trionode.wire.identity import NodeIdentity
@@ -284,12 +284,19 @@ class Connection:
         error: ProtocolError | None,
         on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
     ) -> None:
-        """Hand a read's messages over as one batch; a second Hello ends the connection."""
+        """Hand a read's messages over as one batch; a second Hello, or a message whose envelope
+        names another sender than the proven peer, ends the connection (what came before it
+        is still handled)."""
+        proven = self.hello.node_id if self.hello is not None else None
         for i, envelope in enumerate(envelopes):
             if isinstance(envelope.message, Hello):
                 error = second_hello()
-                envelopes = envelopes[:i]
-                break
+            elif envelope.sender != proven:
+                error = ProtocolError(BAD_FIELD, "sender", "not the node id this peer proved")
+            else:
+                continue
+            envelopes = envelopes[:i]
+            break
         if envelopes:
             await on_messages(self, envelopes)
         if error is not None and not self._closing:

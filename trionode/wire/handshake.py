@@ -119,6 +119,9 @@ class Handshake:
         if self.state is State.PROVING:
             if not isinstance(msg, HelloProof):
                 return self._reject(PROTOCOL_ERROR, f"expected HelloProof, got {_name(msg)}")
+            assert self.peer_hello is not None
+            if envelope.sender != self.peer_hello.node_id:
+                return self._reject(PROTOCOL_ERROR, "HelloProof sender differs from the Hello's node_id")
             return self._check_proof(msg)
         if not isinstance(msg, Hello):
             return self._reject(PROTOCOL_ERROR, f"expected Hello first, got {_name(msg)}")
