@@ -371,3 +371,34 @@ async def test_a_peer_on_another_network_is_not_redialled_after_connect_fails(
         assert "10.0.0.2:5001" not in a.manager.candidates.by_address
         a.stop()
         foreign.stop()
+
+
+async def test_a_peer_saying_you_are_me_does_not_make_the_node_give_up_its_address(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Only our own Hello coming back to our own listener proves an address is us; a stranger
+    answering ``Error self_connection`` is just a failed dial, redialled with backoff."""
+    net = SimNetwork()
+    refusals = 0
+
+    async def liar(stream: trio.abc.Stream, remote: str) -> None:
+        nonlocal refusals
+        decoder = FrameDecoder()
+        while not decoder.feed(await stream.receive_some(65536)):  # until its Hello is in
+            pass
+        refusals += 1
+        error = m.Error(code="self_connection", reason="connected to ourselves")
+        await stream.send_all(m.encode_message(error, scripted_identity(77).node_id, wall()))
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        net.listeners["10.0.0.77:5001"] = (liar, nursery)
+        a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.77:5001",))
+        await nursery.start(a.run)
+        await events(a).wait_for("handshake_failed", reason="self_connection")
+        await trio.sleep(120)
+        assert refusals >= 3  # redialled
+        assert "10.0.0.77:5001" in a.manager.candidates.by_address
+        assert "10.0.0.77:5001" not in a.manager.our_addresses
+        a.stop()
+        nursery.cancel_scope.cancel()

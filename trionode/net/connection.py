@@ -59,7 +59,10 @@ class Connection:
         clock: Callable[[], float],
         log: "FilteringBoundLogger",
         dialed: str | None = None,
+        on_reflected: Callable[[bytes], object] | None = None,
     ) -> None:
+        """``on_reflected`` hears the challenge of any of our own Hellos that came back to us
+        (a self-connection, seen from the accepting side)."""
         self.stream = stream
         self.remote = remote  # host:port of the socket's other end
         self.remote_host = remote.rsplit(":", 1)[0].strip("[]")
@@ -67,6 +70,8 @@ class Connection:
         self.direction = "outbound" if outbound else "inbound"
         self.dialed = dialed  # the address we dialled, for outbound connections
         self._our_hello = our_hello
+        self._on_reflected = on_reflected
+        self.our_challenge: bytes | None = None  # of the Hello we sent on this connection
         self._identity = identity
         self._our_id = identity.node_id
         self._wall = clock
@@ -220,6 +225,7 @@ class Connection:
     ) -> None:
         decoder = FrameDecoder(MAX_FIRST_FRAME, HANDSHAKE_FRAMES)
         handshake = Handshake(self._our_hello(), outbound=self.outbound, identity=self._identity)
+        self.our_challenge = handshake.our_hello.challenge
         for message in handshake.start():
             self.send_message(message)
         pending: list[Envelope] = []
@@ -245,6 +251,8 @@ class Connection:
                     for message in result.send:
                         self.send_message(message)
                     if result.reject is not None:
+                        if handshake.reflected is not None and self._on_reflected is not None:
+                            self._on_reflected(handshake.reflected)  # before our Error goes out
                         self.close(result.reject.code, result.reject)
                         return
                     if result.done is not None:

@@ -17,6 +17,7 @@ from trionode.net.bans import POINTS_PROTOCOL, BanList, ban_key
 from trionode.net.candidates import Candidates
 from trionode.net.connection import Connection
 from trionode.net.discovery import REFUSAL_ADDRESSES, known_addresses, learn
+from trionode.net.inventory import RollingSet
 from trionode.net.peers import SAVE_DEBOUNCE, PeerTable
 from trionode.net.transport import Transport
 from trionode.net.wakeup import Wakeup
@@ -99,6 +100,10 @@ class PeerManager:
         self.handshaking: set[Connection] = set()
         self.dial_wakeup = Wakeup()
         self.our_addresses: set[str] = set()
+        # Challenges of our own Hellos that came back to our listener: a peer's Error
+        # self_connection is believed only for a dial whose challenge is here, so a stranger
+        # cannot make the node give up an address by saying "you are me".
+        self._reflected = RollingSet(1024)
         self.nursery: trio.Nursery | None = None
         self.on_messages: Callable[[Connection, list[m.Envelope]], Awaitable[None]] | None = None
         self.on_new_peer: Callable[[Connection], None] | None = None
@@ -181,6 +186,7 @@ class PeerManager:
             self.wall,
             self.log.bind(address=remote),
             dialed=dialed,
+            on_reflected=self._reflected.add,
         )
 
     async def dial(self, address: str) -> Connection:
@@ -250,7 +256,8 @@ class PeerManager:
                 if conn.refusal is not None and conn.refusal.peers:
                     learn(self, conn, list(conn.refusal.peers))
                 if conn.dialed is not None:
-                    if reason == "self_connection":
+                    if reason == "self_connection" and conn.our_challenge in self._reflected:
+                        # Our own Hello reached our own listener: this address is us.
                         self.our_addresses.add(conn.dialed)
                         self.candidates.forbid(conn.dialed)
                     elif reason in (WRONG_NETWORK, UNSUPPORTED_VERSION):

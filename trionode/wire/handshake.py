@@ -89,6 +89,9 @@ class Handshake:
         self.identity = identity
         self.state = State.WAITING
         self.peer_hello: Hello | None = None
+        # The challenge of a Hello refused as a self-connection that carried our own key too:
+        # one of our own Hellos came back, so the address it was sent to leads to ourselves.
+        self.reflected: bytes | None = None
         self._started = False
 
     @property
@@ -135,6 +138,8 @@ class Handshake:
         if msg.network != ours.network:
             return self._reject(WRONG_NETWORK, f"this node is on network {ours.network.hex()}")
         if msg.node_id == ours.node_id:
+            if msg.key == ours.key:
+                self.reflected = msg.challenge
             return self._reject(SELF_CONNECTION, "connected to ourselves")
         if node_id_of(msg.key) != msg.node_id:
             return self._reject(BAD_PROOF, "node_id is not the one of the Hello's key")
