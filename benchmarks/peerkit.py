@@ -12,7 +12,8 @@ import trio
 from trionode.chain.keys import KeyPair
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
-from trionode.wire.identity import DIALER, NodeIdentity, Side
+from trionode.wire.handshake import Handshake
+from trionode.wire.identity import NodeIdentity
 
 
 class BenchPeer:
@@ -43,23 +44,20 @@ class BenchPeer:
     async def hello(self, listen_port: int = 0) -> None:
         """The dialler's handshake: Hello, then the node's Hello and HelloProof, then ours."""
         key = self.identity.key.public_key
-        challenge = os.urandom(16)
         hello = m.Hello(
-            1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench", key, challenge
+            1, self.network, self.node_id, listen_port, 0, self.network, 0, "bench", key, os.urandom(16)
         )
-        await self.send(self.frame(hello))
-        proven = False
-        while not proven:
+        handshake = Handshake(hello, outbound=True, identity=self.identity)
+        for message in handshake.start():
+            await self.send(self.frame(message))
+        while not handshake.complete:
             for env in await self.receive():
-                if isinstance(env.message, m.Hello):
-                    self.peer_hello = env.message
-                elif isinstance(env.message, m.HelloProof) and self.peer_hello is not None:
-                    theirs = self.peer_hello
-                    ours = Side(self.node_id, key, challenge)
-                    listener = Side(theirs.node_id, theirs.key, theirs.challenge)
-                    proof = self.identity.prove(DIALER, self.network, ours, listener)
-                    await self.send(self.frame(m.HelloProof(proof)))
-                    proven = True
+                result = handshake.receive(env)
+                if result.close:
+                    raise EOFError(f"handshake refused: {result.reject or result.peer_error}")
+                for message in result.send:
+                    await self.send(self.frame(message))
+        self.peer_hello = handshake.peer_hello
 
     async def receive(self) -> list[m.Envelope]:
         data = await self.stream.receive_some(1 << 20)

@@ -147,6 +147,16 @@ def make_node(
     return node
 
 
+async def connected_pair(nursery: trio.Nursery, net: SimNetwork, root: Path) -> tuple[Node, Node]:
+    """Nodes a (10.0.0.1, configured to dial b) and b (10.0.0.2), running and connected."""
+    a = make_node(net, "10.0.0.1", root, peers=("10.0.0.2:5001",))
+    b = make_node(net, "10.0.0.2", root)
+    await nursery.start(b.run)
+    await nursery.start(a.run)
+    await events(a).wait_for("peer_connected", peer=b.node_id)
+    return a, b
+
+
 def events(node: Node) -> EventSink:
     sink: EventSink = node.events  # type: ignore[attr-defined]
     return sink

@@ -31,7 +31,8 @@ from trionode.node.workers import InlineSignatureChecker
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
-from trionode.wire.identity import DIALER, NodeIdentity, Side
+from trionode.wire.handshake import Handshake
+from trionode.wire.identity import NodeIdentity
 
 REWARD_TO = bytes(20)
 
@@ -75,9 +76,10 @@ class FakePeer:
     async def hello(
         self, network: bytes, *, work: int, height: int, tip: bytes, listen_port: int = 0
     ) -> None:
-        """Our Hello, then (once the node answered with its Hello and proof) our proof."""
+        """The dialler's handshake, by the node's own state machine: our Hello, then (once
+        the node's Hello and proof are in, and checked) our proof."""
         self.work, self.height, self.tip = work, height, tip
-        await self.send(
+        handshake = Handshake(
             m.Hello(
                 version=m.PROTOCOL_VERSION,
                 network=network,
@@ -89,13 +91,19 @@ class FakePeer:
                 agent="fake-peer/1",
                 key=self.identity.key.public_key,
                 challenge=bytes(16),
-            )
+            ),
+            outbound=True,
+            identity=self.identity,
         )
-        _, theirs = await self.wait_for("Hello")
-        await self.wait_for("HelloProof")
-        ours = Side(self.node_id, self.identity.key.public_key, bytes(16))
-        proof = self.identity.prove(DIALER, network, ours, Side(theirs.node_id, theirs.key, theirs.challenge))
-        await self.send(m.HelloProof(proof))
+        for message in handshake.start():
+            await self.send(message)
+        for kind in ("Hello", "HelloProof"):
+            await self.wait_for(kind)
+            envelope = next(env for _, env in self.received if env.type == kind)
+            result = handshake.receive(envelope)
+            assert not result.close, result
+            for message in result.send:
+                await self.send(message)
 
     async def heartbeat(self, nonce: int, *, work: int | None = None, height: int | None = None) -> None:
         if work is not None:

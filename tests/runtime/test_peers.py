@@ -7,7 +7,15 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import dial_handshake, events, make_node, scripted_identity, wait_until, wall
+from tests.runtime.harness import (
+    connected_pair,
+    dial_handshake,
+    events,
+    make_node,
+    scripted_identity,
+    wait_until,
+    wall,
+)
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
@@ -182,12 +190,8 @@ async def test_a_forgotten_peer_from_peers_json_is_no_longer_dialled(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     net = SimNetwork()
-    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
-    b = make_node(net, "10.0.0.2", tmp_path)
     async with trio.open_nursery() as nursery:
-        await nursery.start(b.run)
-        await nursery.start(a.run)
-        await events(a).wait_for("peer_connected", peer=b.node_id)
+        a, b = await connected_pair(nursery, net, tmp_path)
         a.stop()
         await events(a).wait_for("node_stopped")
         # Restarted without configured peers: b is known from peers.json only.
@@ -317,12 +321,8 @@ async def test_a_peer_the_operator_disconnected_is_not_redialled_until_connect(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     net = SimNetwork()
-    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
-    b = make_node(net, "10.0.0.2", tmp_path)
     async with trio.open_nursery() as nursery:
-        await nursery.start(b.run)
-        await nursery.start(a.run)
-        await events(a).wait_for("peer_connected", peer=b.node_id)
+        a, b = await connected_pair(nursery, net, tmp_path)
         assert a.manager.disconnect(b.node_id, "disconnect_requested")
         await events(a).wait_for("peer_disconnected", peer=b.node_id, reason="disconnect_requested")
         await events(b).wait_for("peer_disconnected", peer=a.node_id, reason="peer_error:disconnect")
@@ -338,12 +338,8 @@ async def test_peers_json_last_seen_follows_heartbeats(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     net = SimNetwork()
-    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",))
-    b = make_node(net, "10.0.0.2", tmp_path)
     async with trio.open_nursery() as nursery:
-        await nursery.start(b.run)
-        await nursery.start(a.run)
-        await events(a).wait_for("peer_connected", peer=b.node_id)
+        a, b = await connected_pair(nursery, net, tmp_path)
         await trio.sleep(600)  # nothing but heartbeats (every 5 s) for ten minutes
         # Read while a runs, as after a kill -9: the periodic save (every 60 s) has it.
         saved = json.loads((tmp_path / "10.0.0.1" / "peers.json").read_text())
