@@ -105,7 +105,10 @@ def test_three_nodes_from_the_shipped_configs_relay_and_agree(tmp_path: Path, da
     for node in (n2, n3):
         node.wait_for("tx_accepted", txid=txid)
         assert [t["txid"] for t in cli_json("pending", data_dir=node.data_dir)] == [txid]
+    assert "node" not in {w["name"] for w in cli_json("wallet", "list", data_dir=n3.data_dir)}
     mined = cli_json("mine", data_dir=n3.data_dir)  # the reward goes to node 3's own wallet
+    # ... the wallet "node", created by this first use.
+    assert cli_json("wallet", "show", "node", data_dir=n3.data_dir)["address"] == mined["to"]
     for node in (n1, n2):
         node.wait_for("block_accepted", hash=mined["hash"])
     for node in nodes:
@@ -129,6 +132,11 @@ def test_three_nodes_from_the_shipped_configs_relay_and_agree(tmp_path: Path, da
     n1.wait_until(lambda: len(n1.matching("peer_connected", peer=ids[2])) > before, what="node 3 to redial")
     assert all(e["direction"] == "inbound" for e in n1.matching("peer_connected", peer=ids[2])[before:])
     assert "not connected" in cli("disconnect", "0" * 32, data_dir=n1.data_dir, check=False).stderr
+    # A second `mine` rewards the same wallet, not a new one.
+    again = cli_json("mine", data_dir=n3.data_dir)
+    assert (again["height"], again["to"]) == (3, mined["to"])
+    assert [w["name"] for w in cli_json("wallet", "list", data_dir=n3.data_dir)].count("node") == 1
+    assert balances(n3, mined["to"]) == [100]
     for node in nodes:
         assert node.stop() == 0
 

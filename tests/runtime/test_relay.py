@@ -1,17 +1,21 @@
 """Relay, sync, reorgs and mining between whole nodes over memory streams (MockClock)."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from tests.runtime.harness import PARAMS, events, make_node, wait_until, wall
+from tests.runtime.test_loops import build_chain, open_peer
 from trionode.chain.amounts import COIN
 from trionode.chain.keys import KeyPair
 from trionode.chain.transaction import sign_transaction
 from trionode.node.app import Node
+from trionode.node.sync import FIRST_ROUND
 from trionode.sim.network import SimNetwork
+from trionode.wire import messages as m
 
 
 @pytest.fixture
@@ -40,7 +44,7 @@ def tips(*nodes: Node) -> set[str]:
 
 
 async def start_line(
-    nursery: trio.Nursery, tmp_path: Path, count: int, **overrides: object
+    nursery: trio.Nursery, tmp_path: Path, count: int, **overrides: Any
 ) -> tuple[SimNetwork, list[Node]]:
     net = SimNetwork()
     nodes = []
@@ -138,9 +142,10 @@ async def test_new_node_syncs_in_batches_and_catches_up_one_block(
         late.stop()
 
 
-async def test_orphan_block_fetches_its_missing_parents(
+async def test_node_that_missed_blocks_in_a_partition_catches_up_when_it_heals(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
+    """Reconnecting, the Hello shows more work and the consensus round fetches the blocks."""
     async with trio.open_nursery() as nursery:
         net, (n1, n2) = await start_line(nursery, tmp_path, 2)
         net.partition({"10.0.0.1"}, {"10.0.0.2"})
@@ -152,6 +157,34 @@ async def test_orphan_block_fetches_its_missing_parents(
         assert n2.owner.snapshot.height == 5
         n1.stop()
         n2.stop()
+
+
+async def test_orphan_block_fetches_its_missing_parents(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A NewBlock whose parent is unknown, from a peer claiming no more work than ours (so no
+    consensus round runs): RequestChain with our locator, the ancestors come back, the orphan
+    joins as the tip, and the peer is not penalised."""
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    blocks, _ = build_chain(tmp_path / "prep.db", 3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await trio.sleep(FIRST_ROUND + 5)  # past the first round
+        peer = await open_peer(nursery, net, "10.0.0.50", a, 50)  # claims our work
+        await trio.sleep(5)
+        assert not peer.of_type("RequestChain")
+        await peer.send(m.NewBlock(block=blocks[2]))
+        _, request = await peer.wait_for("RequestChain")
+        assert request.locator == [PARAMS.network]  # our chain: genesis alone
+        await peer.send(m.ResponseChain(blocks=blocks[:2]))
+        await events(a).wait_for("block_accepted", hash=blocks[2].block_hash.hex())
+        assert a.owner.snapshot.tip == blocks[2].block_hash.hex()
+        assert [e["height"] for e in events(a).matching("block_accepted")] == [1, 2, 3]
+        assert not events(a).matching("sync_undelivered")
+        assert a.manager.table.records[peer.node_id.hex()].misbehaviour == 0
+        assert len(peer.of_type("RequestChain")) == 1
+        a.stop()
 
 
 class RecordingSolver:

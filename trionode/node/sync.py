@@ -1,8 +1,11 @@
 """Incremental sync and the consensus loop (the seed's ResolveConflicts, done right).
 
 A node behind sends ``RequestChain`` with a block locator and gets only the blocks after the
-fork point, up to 500 per ``ResponseChain``; it asks again while batches bring progress and
-the peer claims more than we have. The consensus loop runs every ``sync_interval`` (the first
+fork point, up to 500 per ``ResponseChain``. Each further request describes the branch being
+downloaded (the locator of the last block received), not our main chain: a side branch longer
+than one batch does not move our tip until it has more work, and asking from our tip again
+would bring the same batch back. It asks again while batches bring progress and the peer still
+claims more work than we have seen. The consensus loop runs every ``sync_interval`` (the first
 soon after start), when a peer shows more work (Hello, Heartbeat) and on ``trionode sync``:
 it syncs from the peer claiming the most work; a peer that claims more than it delivers, or
 delivers invalid blocks, is penalised and the next best peer is tried; a stalled one is
@@ -15,6 +18,8 @@ import structlog
 import trio
 
 from trionode.chain.block import Block
+from trionode.chain.locator import branch_locator
+from trionode.chain.tree import Chain
 from trionode.net.bans import POINTS_INVALID_BLOCK, POINTS_UNDELIVERED
 from trionode.net.connection import Connection
 from trionode.net.manager import PeerManager
@@ -50,6 +55,9 @@ class SyncSession:
         self.started = trio.current_time()
         self.last_progress = self.started
         self.received = 0
+        # The last block received: the next request goes on from it (None: from our tip).
+        self.cursor: bytes | None = None
+        self.cursor_work = 0
         self.limit = MAX_BLOCKS_PER_RESPONSE
         self.done = trio.Event()
         self.changed = trio.Event()
@@ -83,8 +91,12 @@ class Consensus:
         self.log = log
         self.wakeup = Wakeup()
         self.rounds = 0
+        self._running = False
         self._round_done = trio.Event()
-        self._undelivered: dict[str, int] = {}  # node id -> claimed work it failed to deliver
+        # Node id -> (connection, claimed work it failed to deliver on it). A new connection
+        # is asked again; entries of peers no longer connected are dropped as others are
+        # added, so there are never more entries than connections.
+        self._undelivered: dict[str, tuple[Connection, int]] = {}
 
     # ------------------------------------------------------------- the loop
 
@@ -97,6 +109,7 @@ class Consensus:
     async def round(self) -> None:
         """Sync from the peers claiming more work than ours, best first, until none is left."""
         tried: set[str] = set()
+        self._running = True
         while True:
             ours = self.owner.snapshot.work
             best: Connection | None = None
@@ -104,7 +117,8 @@ class Consensus:
                 peer = conn.peer_id
                 if peer is None or peer in tried or conn.work <= ours or conn.sync is not None:
                     continue
-                if self._undelivered.get(peer, -1) >= conn.work:
+                failed = self._undelivered.get(peer)
+                if failed is not None and failed[0] is conn and failed[1] >= conn.work:
                     continue  # it already failed to deliver this much
                 if best is None or conn.work > best.work:
                     best = conn
@@ -112,15 +126,20 @@ class Consensus:
                 break
             tried.add(best.peer_id or "")
             await self.sync_with(best)
+        self._running = False
         self.rounds += 1
         self._round_done.set()
         self._round_done = trio.Event()
 
     async def run_now(self) -> None:
-        """``trionode sync``: run a round now and return when it is over."""
-        done = self._round_done
+        """``trionode sync``: run a round now and return when it is over.
+
+        A round already running may have chosen its peers before the request: the request
+        waits for a fresh round after it (the poke starts that round as soon as it ends)."""
+        target = self.rounds + (2 if self._running else 1)
         self.wakeup.poke()
-        await done.wait()
+        while self.rounds < target:
+            await self._round_done.wait()
 
     async def sync_with(self, conn: Connection) -> None:
         """One sync session with ``conn``; every line logged meanwhile names that peer."""
@@ -141,14 +160,18 @@ class Consensus:
                 session.finish("stalled")
                 conn.close("sync_stalled", m.Error(code=TIMEOUT, reason="sync request not answered"))
         snapshot = self.owner.snapshot
+        peer = conn.peer_id
+        if peer is not None and snapshot.work >= session.claimed_work:
+            self._undelivered.pop(peer, None)  # it delivered
         # Blocks that do not connect to the locator we sent deliver nothing either (an honest
         # answer always starts on a block we have). Invalid blocks and stalls cost their own.
         delivered_nothing = session.failure in (None, "unconnected")
-        if delivered_nothing and snapshot.work < session.claimed_work and conn.peer_id is not None:
-            self._undelivered[conn.peer_id] = session.claimed_work
-            self.log.info(
-                "sync_undelivered", peer=conn.peer_id, claimed=session.claimed_work, work=snapshot.work
-            )
+        if delivered_nothing and snapshot.work < session.claimed_work and peer is not None:
+            connected = self.manager.connections
+            for gone in [p for p, (c, _) in self._undelivered.items() if connected.get(p) is not c]:
+                del self._undelivered[gone]
+            self._undelivered[peer] = (conn, session.claimed_work)
+            self.log.info("sync_undelivered", peer=peer, claimed=session.claimed_work, work=snapshot.work)
             self.manager.penalize(conn, POINTS_UNDELIVERED, "claimed_more_work_than_delivered")
 
     async def start(self, conn: Connection) -> SyncSession | None:
@@ -162,7 +185,15 @@ class Consensus:
         return session
 
     async def _request(self, session: SyncSession) -> None:
-        locator = await self.owner.call(lambda chain: chain.locator())
+        cursor = session.cursor
+
+        def build(chain: Chain) -> list[bytes]:
+            entry = None if cursor is None else chain.index.get(cursor)
+            if entry is None:
+                return chain.locator()
+            return branch_locator(entry.block_hash, entry.height, lambda h: chain.index[h].prev, chain.main)
+
+        locator = await self.owner.call(build)
         message = m.RequestChain(locator=locator, limit=session.limit)
         if not session.conn.send_message(message):
             session.finish("send_failed")
@@ -229,6 +260,15 @@ class Consensus:
             if result.status in ("connected", "side"):
                 progress = True
         session.received += len(blocks)
+        if blocks:
+            # Duplicates count as progress when they take us further along the peer's chain
+            # (a branch stored by an earlier, interrupted session); strictly more work each
+            # time, so a peer repeating itself cannot keep us asking.
+            last = blocks[-1].block_hash
+            work = await self.owner.call(lambda chain: chain.index[last].work if last in chain.index else 0)
+            if work > session.cursor_work:
+                progress = True
+                session.cursor, session.cursor_work = last, work
         after = self.owner.snapshot
         elapsed = max(trio.current_time() - session.started, 1e-9)
         if blocks:
@@ -241,7 +281,11 @@ class Consensus:
                 rate=round(session.received / elapsed, 1),
             )
         session.changed.set()
-        if progress and (bulk or after.height < conn.height):
+        # The peer has more for us: a full batch, or it claims more work than the best we have
+        # seen, our tip or the branch being fetched (not height: a heavier chain may be shorter).
+        session.claimed_work = max(session.claimed_work, conn.work)
+        more = bulk or max(after.work, session.cursor_work) < session.claimed_work
+        if progress and more:
             await self._request(session)
             return
         session.finish()
