@@ -8,7 +8,7 @@ On the wire a block is ``[header_array, [tx_array, ...]]`` (see ``to_wire``).
 
 import hashlib
 import struct
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from trionode.chain.encoding import want_bytes, want_list, want_uint
 from trionode.chain.errors import DecodeError
@@ -144,8 +144,13 @@ class Block:
             raise DecodeError(f"{field}.txs", "expected array")
         if len(raw_txs) > MAX_BLOCK_TXS:
             raise DecodeError(f"{field}.txs", f"at most {MAX_BLOCK_TXS} transactions")
-        txs = [Transaction.from_wire(t, f"{field}.txs[{i}]") for i, t in enumerate(raw_txs)]
-        return cls(header, txs)
+        fast = Transaction.from_wire_fast
+        decoded = [fast(t) for t in raw_txs]
+        # all(): a Transaction is a non-empty tuple, so only a None (bad entry) is false.
+        if all(decoded):
+            return cls(header, cast(list[Transaction], decoded))
+        # Decode again the slow way, for the field name of the first bad entry.
+        return cls(header, [Transaction.from_wire(t, f"{field}.txs[{i}]") for i, t in enumerate(raw_txs)])
 
     def size(self) -> int:
         """The consensus size: 124 header bytes plus each transaction's canonical encoding."""

@@ -19,6 +19,10 @@ COINBASE_SENDER: Final = "network"
 SIGNING_TAG: Final = "trionode-tx-v1"
 TX_FIELDS: Final = 6
 _sha256 = hashlib.sha256
+# Building the tuple directly skips NamedTuple's generated Python-level __new__.
+_tuple_new = tuple.__new__
+# A coinbase has no signature; every other transaction a 64-byte Ed25519 one.
+_SIGNATURE_LENS: Final = frozenset((0, keys.SIGNATURE_LEN))
 
 
 class _Fields(NamedTuple):
@@ -52,8 +56,8 @@ class Transaction(_Fields):
     ) -> "Transaction":
         """``sender`` is the 32-byte public key, or b"" for a coinbase; ``timestamp`` is UNIX ms."""
         encoded = packb([sender or COINBASE_SENDER, recipient, amount, nonce, timestamp, signature])
-        return _Fields.__new__(
-            cls, sender, recipient, amount, nonce, timestamp, signature, encoded, _sha256(encoded).digest()
+        return _tuple_new(
+            cls, (sender, recipient, amount, nonce, timestamp, signature, encoded, _sha256(encoded).digest())
         )
 
     def __eq__(self, other: object) -> bool:
@@ -81,26 +85,9 @@ class Transaction(_Fields):
     @classmethod
     def from_wire(cls, value: Any, field: str = "tx") -> "Transaction":
         """Decode the canonical array; types and lengths are checked, rules are not."""
-        # Fast path for well-formed input (one check per field, no helper calls); anything
-        # else takes the slow path below, which names the offending field.
-        if type(value) is list and len(value) == TX_FIELDS:
-            s, r, a, n, t, sig = value
-            if (
-                type(r) is bytes
-                and len(r) == keys.ADDRESS_LEN
-                and type(a) is int
-                and 0 <= a <= MAX_MONEY
-                and type(n) is int
-                and 0 <= n <= UINT64_MAX
-                and type(t) is int
-                and 0 <= t <= UINT64_MAX
-                and type(sig) is bytes
-                and len(sig) in (0, keys.SIGNATURE_LEN)
-            ):
-                if type(s) is bytes and len(s) == keys.PUBKEY_LEN:
-                    return cls(s, r, a, n, t, sig)
-                if s == COINBASE_SENDER:
-                    return cls(b"", r, a, n, t, sig)
+        tx = cls.from_wire_fast(value)
+        if tx is not None:
+            return tx
         items = want_list(value, field, TX_FIELDS)
         raw_sender = items[0]
         if raw_sender == COINBASE_SENDER:
@@ -119,6 +106,35 @@ class Transaction(_Fields):
         if len(signature) not in (0, keys.SIGNATURE_LEN):
             raise DecodeError(f"{field}.signature", f"expected 64 bytes, got {len(signature)}")
         return cls(sender, recipient, amount, nonce, timestamp, signature)
+
+    @classmethod
+    def from_wire_fast(cls, value: Any) -> "Transaction | None":
+        """The hot path of ``from_wire``: a well-formed array -> Transaction, anything else None.
+
+        One check per field and no helper calls or field names; a decoded array is already
+        the canonical list (``"network"`` spells the coinbase sender), so it is packed as it
+        is. ``from_wire`` takes the slow path, which names the offending field, on None.
+        """
+        if type(value) is list and len(value) == TX_FIELDS:
+            s, r, a, n, t, sig = value
+            if (
+                type(r) is bytes
+                and len(r) == keys.ADDRESS_LEN
+                and type(a) is int
+                and 0 <= a <= MAX_MONEY
+                and type(n) is int
+                and 0 <= n <= UINT64_MAX
+                and type(t) is int
+                and 0 <= t <= UINT64_MAX
+                and type(sig) is bytes
+                and len(sig) in _SIGNATURE_LENS
+            ):
+                if type(s) is bytes and len(s) == keys.PUBKEY_LEN:
+                    encoded = packb(value)
+                    return _tuple_new(cls, (s, r, a, n, t, sig, encoded, _sha256(encoded).digest()))
+                if s == COINBASE_SENDER:
+                    return cls(b"", r, a, n, t, sig)
+        return None
 
     def signing_bytes(self, network: bytes) -> bytes:
         return signing_bytes(network, self.sender, self.recipient, self.amount, self.nonce, self.timestamp)
