@@ -12,6 +12,7 @@ node), never by sleeping. Nodes run in their own sessions, so the terminal's Ctr
 only this process, which then stops them in order.
 """
 
+import fcntl
 import json
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from trionode.chain.amounts import format_coins, parse_coins
 from trionode.control.client import ControlClient, NodeNotRunning
@@ -50,6 +51,8 @@ SETTLE_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 10.0
 # Records what devnet made here, so that a second run reuses it rather than guessing.
 STATE_FILE: Final = "devnet.json"
+# Locked (flock) by the running devnet: tells a second devnet from nodes run alone in DIR.
+LOCK_FILE: Final = "devnet.lock"
 
 
 class DevnetError(Exception):
@@ -390,7 +393,7 @@ def load_state(root: Path) -> dict[str, Any] | None:
     if not root.is_dir():
         raise DevnetError(f"{root} is a file; choose another --dir", 2)
     if not path.exists():
-        if any(root.iterdir()):
+        if any(p.name != LOCK_FILE for p in root.iterdir()):
             raise DevnetError(
                 f"{root} is not empty and was not made by trionode devnet; choose another --dir", 2
             )
@@ -415,6 +418,27 @@ def _running_in(root: Path) -> list[str]:
         except (NodeNotRunning, ControlError, OSError):
             pass
     return alive
+
+
+def _claim(root: Path) -> IO[bytes] | None:
+    """Lock ``root`` for this devnet while the returned file stays open; None if another
+    devnet holds it. The nodes do not inherit the lock (Popen closes other descriptors)."""
+    handle = (root / LOCK_FILE).open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def _running_alone(directory: Path, alive: list[str]) -> str:
+    """Nodes of a stopped devnet that someone runs by hand: name them and how to stop them."""
+    names = " and ".join([", ".join(alive[:-1]), alive[-1]] if len(alive) > 1 else alive)
+    stops = "; ".join(f"trionode --data-dir {directory / name} stop" for name in alive)
+    if len(alive) == 1:
+        return f"{names} is running on its own; stop it first: {stops}"
+    return f"{names} are running on their own; stop them first: {stops}"
 
 
 @contextmanager
@@ -458,19 +482,26 @@ def run_devnet(nodes: int | None, directory: Path, difficulty: int | None) -> in
     root = directory.absolute()
     if socket_path_problem(root / f"node{nodes}") is not None:
         raise DevnetError(f"{root} is too deep for a control socket path; choose a shorter --dir", 2)
-    if state is not None:
-        alive = _running_in(root)
-        if alive:
-            raise DevnetError(
-                f"a devnet is already running in {directory} ({', '.join(alive)}); "
-                "stop it first (Ctrl+C in its terminal)"
-            )
     try:
         root.mkdir(parents=True, exist_ok=True)
+        lock = _claim(root)
     except OSError as exc:
         raise DevnetError(f"{directory}: cannot create: {exc.strerror}") from None
+    if lock is None:
+        raise DevnetError(
+            f"a devnet is already running in {directory}; stop it first (Ctrl+C in its terminal)"
+        )
+    with lock:
+        if state is not None:
+            alive = _running_in(root)
+            if alive:
+                raise DevnetError(_running_alone(directory, alive))
+        return _run(Devnet(nodes, root, directory, difficulty), state)
 
-    net = Devnet(nodes, root, directory, difficulty)
+
+def _run(net: Devnet, state: dict[str, Any] | None) -> int:
+    """Start, demo, watch and stop the devnet, holding its directory's lock."""
+    directory = net.shown
     ports = {str(k): int(v) for k, v in (state or {}).get("ports", {}).items()}
     net.save_state(ports)  # at once: an interrupted first run leaves a dir devnet knows again
     try:

@@ -1,11 +1,12 @@
 """``trionode top``: a live view of running nodes, drawn with rich, fed by the control socket.
 
 Every second each node is asked for its ``top`` verb (status, peers and recent blocks in one
-round trip). Given a devnet's DIR (a directory whose subdirectories are data dirs), every node
-in it is shown; given one data dir, that node. A node that stops shows as "not running" and
-comes back when it does. ``q`` or Ctrl+C quits; without a terminal one snapshot is printed.
+round trip). Given a directory whose subdirectories are data dirs (a devnet's DIR, or ./data
+holding data/node1..3), every node in it is shown; given one data dir, that node. A node that
+stops shows as "not running" and comes back when it does. ``q`` or Ctrl+C quits; without a terminal one snapshot is printed.
 """
 
+import io
 import os
 import re
 import select
@@ -76,19 +77,25 @@ def _natural(path: Path) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
 
 
+def _is_node_dir(directory: Path) -> bool:
+    return (directory / SOCKET_NAME).exists() or (directory / NODE_ID_FILE).exists()
+
+
 def find_nodes(directory: Path) -> list[Path]:
-    """The data dirs to show: ``directory`` itself, or the data dirs inside it (a devnet)."""
-    if (directory / SOCKET_NAME).exists() or (directory / NODE_ID_FILE).exists():
-        return [directory]
+    """The data dirs to show: ``directory`` itself, or the data dirs inside it (a devnet).
+
+    A directory can be both: ``./data`` is the default node's data dir and, with configs/,
+    the parent of data/node1..3. Then the nodes inside are shown, after ``directory``'s own
+    node if that one is running (has its control socket).
+    """
+    inner: list[Path] = []
     if directory.is_dir():
-        inner = [
-            d
-            for d in directory.iterdir()
-            if d.is_dir() and ((d / SOCKET_NAME).exists() or (d / NODE_ID_FILE).exists())
-        ]
-        if inner:
-            return sorted(inner, key=_natural)
-    return [directory]
+        inner = sorted((d for d in directory.iterdir() if d.is_dir() and _is_node_dir(d)), key=_natural)
+    if not inner:
+        return [directory]
+    if (directory / SOCKET_NAME).exists():
+        return [directory, *inner]
+    return inner
 
 
 # ----------------------------------------------------------------- formatting
@@ -248,6 +255,14 @@ def render(sources: list[Source], live: bool) -> RenderableType:
     return Group(title, body)
 
 
+def snapshot(sources: list[Source], width: int) -> str:
+    """The view as plain text, for a pipe: rich pads every line to the width; not here."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    with console.capture() as captured:
+        console.print(render(sources, live=False))
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
+
+
 # ----------------------------------------------------------------- the terminal
 
 
@@ -286,13 +301,13 @@ def run_top(directory: Path) -> int:
     for src in sources:
         src.fetch()
     if all(src.data is None for src in sources):
-        if len(sources) == 1:
+        if dirs == [directory]:
             raise NodeNotRunning(sources[0].error)
         raise NodeNotRunning(f"no node is running in {directory} ({', '.join(s.name for s in sources)})")
     console = Console()
     try:
         if not console.is_terminal:
-            Console(width=max(console.width, SNAPSHOT_WIDTH)).print(render(sources, live=False))
+            print(snapshot(sources, max(console.width, SNAPSHOT_WIDTH)), flush=True)
             return 0
         with _keys() as read_key, Live(console=console, screen=True, auto_refresh=False) as live:
             while True:

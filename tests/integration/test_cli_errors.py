@@ -5,6 +5,7 @@ low, unreachable peer, port or data dir in use), exit 2 for a bad config or comm
 """
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,32 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.kill()
+
+
+@pytest.fixture
+def foreign_server() -> Iterator[tuple[socket.socket, list[bytes]]]:
+    """A loopback listener that is not trionode: each connection gets ``replies[0]`` (if any)
+    and is closed. Returns the listening socket and the list to put the reply in."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    replies: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            with conn:
+                if replies:
+                    conn.sendall(replies[0])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener, replies
+    finally:
+        listener.close()
+        thread.join(5)
 
 
 def closed_port() -> int:
@@ -98,6 +125,39 @@ def test_bad_amount(node: Daemon) -> None:
     )
 
 
+def test_bad_amounts_and_names_are_usage_errors_even_without_a_node(tmp_path: Path) -> None:
+    """Checked before the node is asked: the same exit 2 whether or not a node runs."""
+    for amount in ("1.123456789", "nan", "-1", "ten", "0"):
+        line = fails(
+            "send", "--from", "alice", "--to", "bob", f"--amount={amount}", data_dir=tmp_path, code=2
+        )
+        assert line.startswith("trionode: --amount: "), line
+    line = fails("send", "--from", "a/b", "--to", "bob", "--amount", "1", data_dir=tmp_path, code=2)
+    assert "bad wallet name 'a/b'" in line
+    assert "bad wallet name" in fails("balance", "c/d", data_dir=tmp_path, code=2)
+    assert "bad wallet name" in fails("mine", "--to", "c/d", data_dir=tmp_path, code=2)
+    # A wallet that does not exist is named as such, not hidden behind "no node is running".
+    line = fails("send", "--from", "carol", "--to", "bob", "--amount", "1", data_dir=tmp_path, code=1)
+    assert "unknown wallet 'carol'" in line
+
+
+def test_config_listen_port_out_of_range_says_it_once(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text('[p2p]\nlisten = "127.0.0.1:99999"\n')
+    line = fails("--config", str(config), "status", code=2)
+    assert (
+        line
+        == f'trionode: {config}: p2p.listen: expected HOST:PORT, got "127.0.0.1:99999" (port must be 0..65535)'
+    )
+
+
+def test_outbound_target_must_leave_room_for_inbound(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text("[p2p]\nmax_peers = 4\noutbound_target = 4\n")
+    line = fails("--config", str(config), "status", code=2)  # status: no node runs, whatever happens
+    assert line.startswith(f"trionode: {config}: p2p.outbound_target: expected an integer 1..3 "), line
+
+
 # ----------------------------------------------------------------- expected failures: 1
 
 
@@ -113,16 +173,27 @@ def test_no_node_running(tmp_path: Path) -> None:
     assert line.endswith(f"(start one with: trionode --config {config} run)")
 
 
-def test_port_in_use(node: Daemon, tmp_path: Path) -> None:
+def test_port_in_use_names_where_the_address_came_from(node: Daemon, tmp_path: Path) -> None:
     line = fails("run", "--data-dir", str(tmp_path / "other"), "--listen", node.address, code=1)
-    assert line == f"trionode: cannot listen on {node.address}: port {node.port} is in use"
+    assert line == f"trionode: cannot listen on {node.address}: port {node.port} is in use (from --listen)"
     out = cli("run", "--data-dir", str(tmp_path / "other"), "--listen", node.address, check=False).stdout
     assert "node_stopped" not in out  # it never started, so it does not claim to have stopped
+    config = tmp_path / "node.toml"
+    config.write_text(f'[node]\ndata_dir = "{tmp_path / "other"}"\n[p2p]\nlisten = "{node.address}"\n')
+    line = fails("run", "--config", str(config), code=1)
+    assert line == (
+        f"trionode: cannot listen on {node.address}: port {node.port} is in use (from p2p.listen in {config})"
+    )
 
 
 def test_an_address_that_cannot_be_bound_names_the_setting(tmp_path: Path) -> None:
     line = fails("run", "--data-dir", str(tmp_path / "d"), "--listen", "192.0.2.1:5001", code=1)
-    assert line.startswith("trionode: cannot listen on 192.0.2.1:5001: ") and "--listen" in line
+    assert line.startswith("trionode: cannot listen on 192.0.2.1:5001: ") and line.endswith("(from --listen)")
+    config = tmp_path / "node.toml"
+    config.write_text(f'[node]\ndata_dir = "{tmp_path / "d"}"\n[p2p]\nlisten = "192.0.2.1:5001"\n')
+    line = fails("run", "--config", str(config), code=1)
+    assert line.startswith("trionode: cannot listen on 192.0.2.1:5001: ")
+    assert line.endswith(f"(from p2p.listen in {config})")
 
 
 def test_a_data_dir_too_long_for_the_control_socket(tmp_path: Path) -> None:
@@ -142,8 +213,27 @@ def test_unknown_wallet(node: Daemon) -> None:
     assert (
         "unknown wallet 'carol'" in line and f"trionode --data-dir {node.data_dir} wallet new carol" in line
     )
-    assert "unknown wallet 'dave'" in fails("balance", "dave", data_dir=node.data_dir, code=1)
     assert "unknown wallet 'erin'" in fails("wallet", "show", "erin", data_dir=node.data_dir, code=1)
+
+
+def test_an_unknown_recipient_is_not_offered_a_new_wallet(node: Daemon) -> None:
+    """`--to bob` where bob lives in another data dir: creating a second bob is not the fix."""
+    wallets = node.data_dir / "wallets"
+    for args in (
+        ("send", "--from", "alice", "--to", "carol", "--amount", "1"),
+        ("balance", "carol"),
+        ("mine", "--to", "carol"),
+    ):
+        line = fails(*args, data_dir=node.data_dir, code=1)
+        assert line == (
+            f"trionode: 'carol' is neither a wallet in {wallets} nor a 40-hex-digit address "
+            "(give carol's address: trionode --data-dir DIR wallet show carol)"
+        ), line
+    line = fails("send", "--from", "alice", "--to", "6a83", "--amount", "1", data_dir=node.data_dir, code=1)
+    assert line == (
+        f"trionode: '6a83' is neither a wallet in {wallets} nor a 40-hex-digit address (it has 4 hex digits)"
+    )
+    assert not (wallets / "carol.json").exists()
 
 
 def test_not_enough_balance(node: Daemon) -> None:
@@ -156,6 +246,21 @@ def test_peer_unreachable(node: Daemon) -> None:
     line = fails("connect", f"127.0.0.1:{port}", data_dir=node.data_dir, code=1)
     assert line == f"trionode: cannot reach 127.0.0.1:{port}: Connection refused"
     assert 'no ":PORT"' in fails("connect", "nonsense", data_dir=node.data_dir, code=2)
+
+
+def test_connect_to_something_that_is_not_trionode(
+    node: Daemon, foreign_server: tuple[socket.socket, list[bytes]]
+) -> None:
+    listener, replies = foreign_server
+    address = f"127.0.0.1:{listener.getsockname()[1]}"
+    line = fails("connect", address, data_dir=node.data_dir, code=1)  # accepts, then hangs up
+    assert line.startswith(f"trionode: {address}: "), line
+    assert line.endswith(" (wrong port, or another program listens there)"), line
+    replies.append(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")  # a web server
+    line = fails("connect", address, data_dir=node.data_dir, code=1)
+    assert line == (
+        f"trionode: {address} is not a trionode node (it sent something that is not a trionode frame)"
+    )
 
 
 def test_peer_on_another_network(node: Daemon, tmp_path: Path) -> None:

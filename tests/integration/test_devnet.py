@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.daemon import PYTHON, cli, cli_json
+from tests.integration.daemon import PYTHON, Daemon, cli, cli_json
 
 
 class Devnet:
@@ -136,3 +136,17 @@ def test_devnet_runs_the_demo_agrees_and_stops_cleanly(tmp_path: Path) -> None:
             again.kill()
     finally:
         devnet.kill()
+
+
+def test_a_node_of_a_stopped_devnet_running_alone_is_not_called_a_devnet(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """`trionode run --config devnet/node2.toml` while devnet is stopped: devnet names that node
+    and how to stop it, rather than a devnet to Ctrl+C that does not exist."""
+    (tmp_path / "devnet.json").write_text('{"nodes": 2, "difficulty": 1, "ports": {}}\n')
+    daemons.append(Daemon("node2", tmp_path).start())
+    result = cli("devnet", "--dir", str(tmp_path), check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"trionode: node2 is running on its own; stop it first: trionode --data-dir {tmp_path / 'node2'} stop"
+    ]

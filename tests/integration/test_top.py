@@ -31,6 +31,7 @@ def test_snapshot_of_one_node_shows_its_id_height_and_peers(tmp_path: Path, daem
     assert a.address in out
     assert b_id[:10] in out and b.address in out  # the peers table
     assert "recent blocks" in out
+    assert not [line for line in out.splitlines() if line.endswith(" ")]  # `| cat` shows no padding
 
 
 def test_a_devnet_dir_shows_every_node_and_one_that_went_away(tmp_path: Path, daemons: list[Daemon]) -> None:
@@ -48,6 +49,37 @@ def test_a_devnet_dir_shows_every_node_and_one_that_went_away(tmp_path: Path, da
     assert code == 0
     assert a_id[:10] in out
     assert "not running" in out
+
+
+def test_a_data_dir_holding_node_dirs_shows_them(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """``./data`` is the default node's data dir and the parent of data/node1..3 of configs/:
+    with its own node stopped, `top --data-dir data` shows the nodes inside."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "node_id").write_text("0" * 32 + "\n")  # the default node ran here once
+    a = Daemon("node1", data).start()
+    daemons.append(a)
+    code, out, err = top("--data-dir", str(data))
+    assert code == 0, err
+    assert a.status()["node_id"] in out
+    assert a.stop() == 0
+    code, _, err = top("--data-dir", str(data))
+    assert code == 1
+    assert err.splitlines() == [
+        f"trionode: no node is running in {data} (node1) (start each node with: trionode run --config FILE)"
+    ]
+
+
+def test_a_stopped_devnet_says_how_to_start_it(tmp_path: Path) -> None:
+    for name in ("node1", "node2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "node_id").write_text("0" * 32 + "\n")
+    (tmp_path / "devnet.json").write_text('{"nodes": 2, "difficulty": 2, "ports": {}}\n')
+    code, _, err = top("--data-dir", str(tmp_path))
+    assert code == 1
+    assert err.splitlines() == [
+        f"trionode: no node is running in {tmp_path} (node1, node2) (start it with: trionode devnet --dir {tmp_path})"
+    ]
 
 
 def test_no_node_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ heartbeat_interval = 0.5
 peer_timeout = 10
 sync_interval = 2.5
 ban_time = 60
-outbound_target = 4
+outbound_target = 3
 [chain]
 difficulty = 0
 mining_reward = "12.5"
@@ -136,7 +136,7 @@ def test_every_key_from_a_file(tmp_path: Path) -> None:
         peer_timeout=10.0,
         sync_interval=2.5,
         ban_time=60.0,
-        outbound_target=4,
+        outbound_target=3,
         chain=ChainParams(
             difficulty=0, mining_reward=1_250_000_000, retarget_interval=10, target_block_time=5
         ),
@@ -147,6 +147,27 @@ def test_every_key_from_a_file(tmp_path: Path) -> None:
         log_file=Path("logs/node.jsonl"),
     )
     assert config.listen == "[::]:0"
+    assert config.listen_from == f"p2p.listen in {path}"
+
+
+def test_where_the_listen_address_came_from(tmp_path: Path) -> None:
+    """A failure to listen names the setting to change (the CLI appends it)."""
+    path = write(tmp_path, '[p2p]\nlisten = "127.0.0.1:6001"\n')
+    assert load_config(path).listen_from == f"p2p.listen in {path}"
+    assert load_config(path, {"listen": "127.0.0.1:6002"}).listen_from == "--listen"
+    assert load_config(write(tmp_path, "[p2p]\nmax_peers = 3\n")).listen_from == ""
+    assert load_config(None).listen_from == ""
+
+
+@pytest.mark.parametrize(("max_peers", "highest"), [(1, 1), (2, 1), (3, 2), (10, 9)])
+def test_outbound_target_leaves_inbound_room(tmp_path: Path, max_peers: int, highest: int) -> None:
+    """Fewer than max_peers (1 when max_peers is 1): outbound dials cannot take every slot."""
+    config = load_text(tmp_path, f"[p2p]\nmax_peers = {max_peers}\noutbound_target = {highest}\n")
+    assert config.outbound_target == highest
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, f"[p2p]\nmax_peers = {max_peers}\noutbound_target = {highest + 1}\n")
+    assert info.value.key == "p2p.outbound_target"
+    assert f"expected an integer 1..{highest} " in info.value.problem
 
 
 def test_relative_and_home_paths(tmp_path: Path) -> None:
@@ -223,11 +244,15 @@ def test_unknown_override_is_a_programming_error() -> None:
     [
         (
             {"listen": "nowhere"},
-            'command line: --listen: expected HOST:PORT with a port 0..65535, got "nowhere"',
+            'command line: --listen: expected HOST:PORT, got "nowhere" (no ":PORT")',
+        ),
+        (
+            {"listen": "127.0.0.1:99999"},
+            'command line: --listen: expected HOST:PORT, got "127.0.0.1:99999" (port must be 0..65535)',
         ),
         (
             {"peers": ["127.0.0.1:5002", "h:0"]},
-            "command line: --peer: expected HOST:PORT with a port 1..65535, got",
+            'command line: --peer: expected HOST:PORT, got "h:0" (port must be 1..65535)',
         ),
         (
             {"log_level": "loud"},
@@ -297,9 +322,16 @@ ERRORS = [
     (
         "[p2p]\noutbound_target = 11",
         "p2p.outbound_target",
-        "expected an integer 1..10 (10 = p2p.max_peers), got 11",
+        "expected an integer 1..9 (fewer than p2p.max_peers = 10, so that inbound peers have room), got 11",
     ),
-    ("[p2p]\nmax_peers = 3\noutbound_target = 0", "p2p.outbound_target", "expected an integer 1..3"),
+    ("[p2p]\nmax_peers = 4\noutbound_target = 4", "p2p.outbound_target", "expected an integer 1..3 "),
+    ("[p2p]\nmax_peers = 1\noutbound_target = 2", "p2p.outbound_target", "1..1 (p2p.max_peers = 1)"),
+    ("[p2p]\nmax_peers = 3\noutbound_target = 0", "p2p.outbound_target", "expected an integer 1..2"),
+    (
+        '[p2p]\nlisten = "127.0.0.1:99999"',
+        "p2p.listen",
+        'expected HOST:PORT, got "127.0.0.1:99999" (port must be 0..65535)',
+    ),
     ("[chain]\ndifficulty = 64", "chain.difficulty", "expected an integer 0..63, got 64"),
     ("[chain]\ndifficulty = -1", "chain.difficulty", "got -1"),
     ("[chain]\ndifficulty = 2.5", "chain.difficulty", "got 2.5"),

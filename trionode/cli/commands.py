@@ -1,11 +1,13 @@
 """The verbs with a handler of their own: run, wallet, devnet, top, sim (not one control call)."""
 
 import argparse
+import errno
 
 from trionode.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
 from trionode.cli.formats import emit, table
 from trionode.cli.target import node_config, node_data_dir, not_running
 from trionode.control.client import NodeNotRunning
+from trionode.node.config import NodeConfig
 from trionode.wallet import WalletError, WalletNameError, Wallets
 
 
@@ -33,10 +35,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         trio.run(node.run)
     except* ListenError as group:
-        raise UserError(str(group.exceptions[0])) from None
+        raise UserError(_listen_failure(config, group.exceptions[0])) from None
     except* KeyboardInterrupt:
         pass
     return EXIT_OK
+
+
+def _listen_failure(config: NodeConfig, exc: BaseException) -> str:
+    """Why the node cannot listen, and which setting to change: the file and key, or the flag."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError):
+        problem = (
+            f"port {config.listen_port} is in use"
+            if cause.errno == errno.EADDRINUSE
+            else str(cause.strerror or cause)
+        )
+        text = f"cannot listen on {config.listen}: {problem}"
+    else:
+        text = str(exc)
+    if config.listen_from:
+        return f"{text} (from {config.listen_from})"
+    return f"{text} (the default address; choose another with --listen or [p2p] listen)"
 
 
 def cmd_wallet(args: argparse.Namespace) -> int:
@@ -73,13 +92,21 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from trionode.top import run_top
+    from trionode.devnet import STATE_FILE
+    from trionode.top import find_nodes, run_top
 
     data_dir = node_data_dir(args)
     try:
         return int(run_top(data_dir))
     except NodeNotRunning as exc:
-        raise not_running(args, exc) from None
+        # `trionode --data-dir DIR run` would start a new node with DIR itself as data dir.
+        if (data_dir / STATE_FILE).is_file():
+            start = f"start it with: trionode devnet --dir {data_dir}"
+        elif find_nodes(data_dir) != [data_dir]:
+            start = "start each node with: trionode run --config FILE"
+        else:
+            start = None
+        raise not_running(args, exc, start) from None
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

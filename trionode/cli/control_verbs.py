@@ -1,22 +1,42 @@
 """The verbs that are calls to a running node over its control socket (status ... stop)."""
 
 import argparse
+from typing import Final
 
 from trionode.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
 from trionode.cli.formats import coins, emit, fmt_block, fmt_chain, fmt_peers, fmt_status, fmt_tx
-from trionode.cli.payment import send
+from trionode.cli.payment import payment, send
 from trionode.cli.progress import mining_progress, sync_progress, with_progress
 from trionode.cli.target import node_client, resolve
+from trionode.control.protocol import ControlError
 from trionode.node.config import parse_hostport
+
+# How the node words a handshake that ended early (trionode.net.manager.describe_reason), and
+# the close reasons themselves: what something that is not a trionode node causes.
+_NOT_A_PEER: Final = frozenset(
+    {
+        "no handshake within 10 s",
+        "connection lost during the handshake",
+        "peer closed the connection during the handshake",
+        "handshake_timeout",
+        "connection_lost",
+        "eof_in_handshake",
+    }
+)
 
 
 def cmd_control(args: argparse.Namespace) -> int:
     verb = args.verb
-    if verb == "connect":  # a bad argument is a usage error, whether or not a node runs
+    # Arguments are checked before the node is asked: a bad one gets the same answer whether
+    # or not a node runs.
+    if verb == "connect":
         try:
             parse_hostport(args.address)
         except ValueError as exc:
             raise UserError(f"connect: bad address {args.address!r}: {exc}", EXIT_USAGE) from None
+    checked = payment(args) if verb == "send" else None
+    address = resolve(args, args.who) if verb == "balance" else None
+    to = resolve(args, args.to) if verb == "mine" and args.to else None
     with node_client(
         args, timeout=None if verb in ("mine", "sync", "validate", "connect") else 30.0
     ) as client:
@@ -25,7 +45,11 @@ def cmd_control(args: argparse.Namespace) -> int:
         elif verb == "peers":
             emit(args, client.call("peers"), fmt_peers)
         elif verb == "connect":
-            emit(args, client.call("connect", address=args.address), lambda r: f"connected to {r['node_id']}")
+            try:
+                result = client.call("connect", address=args.address)
+            except ControlError as exc:
+                raise _connect_failure(args.address, exc) from None
+            emit(args, result, lambda r: f"connected to {r['node_id']}")
         elif verb == "disconnect":
             emit(
                 args,
@@ -43,20 +67,19 @@ def cmd_control(args: argparse.Namespace) -> int:
                 lambda txs: "\n".join(fmt_tx(t) for t in txs) if txs else "no pending transactions",
             )
         elif verb == "balance":
-            address = resolve(args, args.who)
             emit(
                 args,
                 client.call("balance", address=address),
                 lambda r: f"{r['address']}  {coins(r['balance'])}",
             )
         elif verb == "send":
+            assert checked is not None
             emit(
                 args,
-                send(args, client),
+                send(client, checked),
                 lambda r: f"sent {coins(r['amount'])} to {r['to']}: txid {r['txid']}",
             )
         elif verb == "mine":
-            to = resolve(args, args.to) if args.to else None
             result = with_progress(args, "mining", lambda: client.call("mine", to=to), mining_progress)
             emit(args, result, lambda r: f"mined block {r['height']} {r['hash']} ({r['txs']} txs)")
         elif verb == "sync":
@@ -85,3 +108,15 @@ def cmd_control(args: argparse.Namespace) -> int:
         elif verb == "stop":
             emit(args, client.call("stop"), lambda r: "node stopping")
     return EXIT_OK
+
+
+def _connect_failure(address: str, exc: ControlError) -> Exception:
+    """``connect``'s error, with what a reason code means when something other than a trionode
+    node answered (a web server, another program, a wrong port)."""
+    text = str(exc)
+    reason = text.removeprefix(f"{address}: ")
+    if reason.startswith("protocol_error:"):
+        return UserError(f"{address} is not a trionode node (it sent something that is not a trionode frame)")
+    if reason in _NOT_A_PEER:
+        return UserError(f"{text} (wrong port, or another program listens there)")
+    return exc

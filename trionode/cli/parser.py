@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "top",
         help="a live view of a running node (or of every node of a devnet)",
         description="A live view of the node owning the data dir, refreshed every second; given "
-        "a devnet's DIR, of every node in it. q or Ctrl+C quits. Without a terminal (a pipe) it "
-        "prints one snapshot.",
+        "a directory of data dirs (a devnet's DIR, or ./data holding data/node1..3), of every "
+        "node in it. q or Ctrl+C quits. Without a terminal (a pipe) it prints one snapshot.",
     )
     _where(top, suppress=True)
 

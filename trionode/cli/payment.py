@@ -2,30 +2,40 @@
 
 import argparse
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from trionode.chain.amounts import coins_json, format_coins, parse_coins
 from trionode.cli.errors import EXIT_USAGE, UserError
 from trionode.cli.formats import coins
-from trionode.cli.target import node_data_dir
+from trionode.cli.target import resolve, wallet
 from trionode.control.client import ControlClient
-from trionode.wallet import Wallet, WalletError, Wallets
+from trionode.wallet import Wallet
 
 
-def send(args: argparse.Namespace, client: ControlClient) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Payment:
+    """A ``send`` command line, checked: what to sign once the node is reached."""
+
+    sender: Wallet
+    recipient: bytes
+    amount: int  # units
+
+
+def payment(args: argparse.Namespace) -> Payment:
+    """Check ``send``'s arguments before the node is asked, so that a bad amount or wallet gets
+    the same answer whether or not a node runs."""
     try:
         amount = parse_coins(args.amount)
     except ValueError as exc:
         raise UserError(f"--amount: {exc}", EXIT_USAGE) from None
     if amount <= 0:
         raise UserError("--amount: must be more than 0", EXIT_USAGE)
-    wallets = Wallets(node_data_dir(args))
-    try:
-        sender = wallets.load(args.sender)
-        recipient = wallets.resolve(args.to)
-    except WalletError as exc:
-        raise UserError(str(exc)) from None
-    return pay(client, sender, recipient, amount)
+    return Payment(wallet(args, args.sender), bytes.fromhex(resolve(args, args.to)), amount)
+
+
+def send(client: ControlClient, checked: Payment) -> dict[str, Any]:
+    return pay(client, checked.sender, checked.recipient, checked.amount)
 
 
 def pay(client: ControlClient, sender: Wallet, recipient: bytes, amount: int) -> dict[str, Any]:

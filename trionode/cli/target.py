@@ -1,13 +1,18 @@
 """Which node and wallets a command line names (--config, --data-dir), and a client of that node."""
 
 import argparse
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from trionode.cli.errors import EXIT_USAGE, UserError
+from trionode.cli.errors import EXIT_FAILURE, EXIT_USAGE, UserError
 from trionode.control.client import ControlClient, NodeNotRunning
 from trionode.node.config import ConfigError, NodeConfig, load_config
-from trionode.wallet import WalletError, Wallets
+from trionode.wallet import SUFFIX, Wallet, WalletError, WalletNameError, Wallets, is_address_text
+
+# Hex digits with at least one decimal digit: more likely a cut or mistyped address than a
+# wallet name (a name like "cafe" gets the wallet hint).
+_HEX_TYPO: Final = re.compile(r"(?=.*[0-9])[0-9A-Fa-f]+")
 
 
 def node_config(args: argparse.Namespace, **overrides: Any) -> NodeConfig:
@@ -30,10 +35,11 @@ def _selector(args: argparse.Namespace) -> str:
     return ""
 
 
-def not_running(args: argparse.Namespace, exc: NodeNotRunning) -> UserError:
+def not_running(args: argparse.Namespace, exc: NodeNotRunning, start: str | None = None) -> UserError:
+    """Add how to start a node to "no node is running": ``start``, or else ``trionode run``."""
     text = str(exc)
     if text.startswith("no node is running"):
-        text += f" (start one with: trionode{_selector(args)} run)"
+        text += f" ({start or f'start one with: trionode{_selector(args)} run'})"
     return UserError(text)
 
 
@@ -44,8 +50,32 @@ def node_client(args: argparse.Namespace, timeout: float | None = 30.0) -> Contr
         raise not_running(args, exc) from None
 
 
-def resolve(args: argparse.Namespace, who: str) -> str:
+def wallet(args: argparse.Namespace, name: str) -> Wallet:
+    """A wallet of this data dir, whose key signs (``send --from``)."""
     try:
-        return Wallets(node_data_dir(args)).resolve(who).hex()
+        return Wallets(node_data_dir(args)).load(name)
     except WalletError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), EXIT_USAGE if isinstance(exc, WalletNameError) else EXIT_FAILURE) from None
+
+
+def resolve(args: argparse.Namespace, who: str) -> str:
+    """The address an ADDRESS_OR_WALLET argument names (``--to``, ``balance``, ``mine --to``).
+
+    A wallet that is not in this data dir is not offered to be created, as for ``--from``:
+    a recipient usually lives elsewhere (another node's data dir, another person), and a new
+    wallet of the same name would be someone else.
+    """
+    if is_address_text(who):
+        return who.lower()
+    wallets = Wallets(node_data_dir(args))
+    try:
+        return wallets.load(who).address.hex()
+    except WalletNameError as exc:
+        raise UserError(str(exc), EXIT_USAGE) from None
+    except WalletError as exc:
+        if (wallets.directory / f"{who}{SUFFIX}").exists():
+            raise UserError(str(exc)) from None  # there, but unreadable: say why
+    text = f"{who!r} is neither a wallet in {wallets.directory} nor a 40-hex-digit address"
+    if _HEX_TYPO.fullmatch(who):
+        raise UserError(f"{text} (it has {len(who)} hex digits)")
+    raise UserError(f"{text} (give {who}'s address: trionode --data-dir DIR wallet show {who})")

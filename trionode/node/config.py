@@ -85,6 +85,16 @@ def default_outbound_target(max_peers: int) -> int:
     return max(1, min(DEFAULT_OUTBOUND_TARGET, max_peers - 1))
 
 
+def max_outbound_target(max_peers: int) -> int:
+    """The largest ``outbound_target`` a config file may set: fewer than ``max_peers``.
+
+    A node whose outbound connections may take every slot refuses everyone who dials it once
+    its dials succeed; if all nodes did that, none could be reached. With ``max_peers = 1``
+    the one slot is both, as the default has it.
+    """
+    return max(1, max_peers - 1)
+
+
 def default_workers() -> int:
     """The CPUs this process may run on: one proof-of-work worker process each."""
     if hasattr(os, "sched_getaffinity"):
@@ -107,13 +117,16 @@ class NodeConfig:
     peer_timeout: float = DEFAULT_PEER_TIMEOUT
     sync_interval: float = DEFAULT_SYNC_INTERVAL
     ban_time: float = DEFAULT_BAN_TIME
-    outbound_target: int = DEFAULT_OUTBOUND_TARGET  # 1..max_peers
+    outbound_target: int = DEFAULT_OUTBOUND_TARGET  # 1..max_peers (a file: max_outbound_target)
     chain: ChainParams = field(default_factory=ChainParams)
     mining_enabled: bool = False
     mining_address: str = ""  # wallet name or hex address; "" if none configured
     mining_workers: int = field(default_factory=default_workers)
     log_level: str = DEFAULT_LOG_LEVEL
     log_file: Path | None = None
+    # Where the listen address was set ("--listen", "p2p.listen in FILE"; "" for the
+    # default), so that a failure to listen can point at it.
+    listen_from: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.outbound_target <= self.max_peers:
@@ -180,6 +193,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] = _NO_OVERRIDES)
     file = _FileReader(str(path) if path is not None else "defaults", doc)
     max_peers = file.get("p2p", "max_peers", DEFAULT_MAX_PEERS, _int_range(1))
     listen = file.get("p2p", "listen", (DEFAULT_LISTEN_HOST, DEFAULT_PORT), _listen)
+    listen_from = f"p2p.listen in {path}" if "listen" in doc.get("p2p", {}) else ""
     no_peers: tuple[tuple[str, int], ...] = ()
     peers = file.get("p2p", "peers", no_peers, _peer_list)
     data_dir = file.get("node", "data_dir", DEFAULT_DATA_DIR, _path)
@@ -193,7 +207,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] = _NO_OVERRIDES)
             if key == "data_dir":
                 data_dir = _path(str(value))
             elif key == "listen":
-                listen = _listen(value)
+                listen, listen_from = _listen(value), FLAGS[key]
             elif key == "peers":
                 peers = _dedup(peers + _peer_list(list(value)))
             else:
@@ -216,7 +230,13 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] = _NO_OVERRIDES)
             "p2p",
             "outbound_target",
             default_outbound_target(max_peers),
-            _int_range(1, max_peers, f"{max_peers} = p2p.max_peers"),
+            _int_range(
+                1,
+                max_outbound_target(max_peers),
+                f"fewer than p2p.max_peers = {max_peers}, so that inbound peers have room"
+                if max_peers > 1
+                else "p2p.max_peers = 1",
+            ),
         ),
         chain=ChainParams(
             difficulty=file.get("chain", "difficulty", 2, _int_range(0, MAX_DIFFICULTY)),
@@ -229,6 +249,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] = _NO_OVERRIDES)
         mining_workers=file.get("mining", "workers", None, _int_range(1)) or default_workers(),
         log_level=log_level,
         log_file=file.get("log", "file", None, _optional_path),
+        listen_from=listen_from,
     )
 
 
@@ -358,13 +379,13 @@ def _level(value: Any) -> str:
 
 
 def _hostport(value: Any, *, listen: bool) -> tuple[str, int]:
-    expected = f"expected HOST:PORT with a port {0 if listen else 1}..{MAX_PORT}"
     if not isinstance(value, str):
-        raise _Invalid(expected)
+        raise _Invalid(f"expected HOST:PORT with a port {0 if listen else 1}..{MAX_PORT}")
     try:
         return parse_hostport(value, allow_port_zero=listen)
     except ValueError as exc:
-        raise _Invalid(expected, str(exc)) from None
+        # The parser's reason says what is wrong (the port range too, when that is it).
+        raise _Invalid("expected HOST:PORT", str(exc)) from None
 
 
 def _listen(value: Any) -> tuple[str, int]:
