@@ -1,8 +1,10 @@
 """Mining: block templates from the chain owner, the nonce search in the injected solver.
 
-The search runs in rounds (``PowSolver.search``); between rounds the miner checks whether the
-tip moved and, if so, abandons the template at once and starts on the new tip. Heartbeats,
-relay and control keep running because no round blocks the event loop.
+The search of a template runs in a cancel scope beside a task waiting for the tip to move:
+when it moves, the scope is cancelled and the miner starts on the new tip. The cancellation
+lands between the solver's short jobs (``ProcessSolver``: ~``JOB_SECONDS`` in each worker
+process; ``InlineSolver``: one chunk on the loop), so a stale search stops within one job.
+Heartbeats, relay and control keep running because no job blocks the event loop for long.
 """
 
 from collections.abc import Callable
@@ -54,18 +56,44 @@ class Miner:
             self.active -= 1
 
     async def _attempt(self, address: bytes) -> Block | None:
+        """Search one template; the block if it joined the main chain, else None (the tip
+        moved, the template grew old, or our block lost a race)."""
         generation = self.owner.tip_generation
         now_ms = int(self.wall() * 1000)
         template = await self.owner.call(lambda chain: chain.template(address, now_ms))
         header = template.header
-        prefix = header.prefix()
-        built = trio.current_time()
+        nonce: int | None = None
+        with trio.move_on_after(TEMPLATE_REFRESH) as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._cancel_on_tip_change, generation, scope)
+                nonce = await self._search(header.prefix(), header.target)
+                nursery.cancel_scope.cancel()  # found: stop watching the tip
+        if nonce is None:
+            moved = self.owner.tip_generation != generation
+            self.log.debug(
+                "mining_abandoned",
+                height=header.height,
+                reason="tip_changed" if moved else "template_refresh",
+            )
+            return None
+        block = Block(header.with_nonce(nonce), template.txs)
+        result = await self.intake.submit_block(block, None, signatures_checked=True)
+        if result.status == "connected":
+            self.blocks_mined += 1
+            self.log.info("block_mined", hash=block.block_hash.hex(), height=block.height, txs=len(block.txs))
+            return block
+        return None  # the tip moved as we found it: start over on the new one
+
+    async def _cancel_on_tip_change(self, generation: int, scope: trio.CancelScope) -> None:
+        await self.owner.wait_tip_change(generation)
+        scope.cancel()
+
+    async def _search(self, prefix: bytes, target: int) -> int:
+        """Rounds of the solver from nonce 0 until one hits (the caller bounds it)."""
         start = 0
-        while self.owner.tip_generation == generation:
-            if trio.current_time() - built > TEMPLATE_REFRESH:
-                return None
+        while True:
             began = trio.current_time()
-            nonce, tried = await self.solver.search(prefix, header.target, start)
+            nonce, tried = await self.solver.search(prefix, target, start)
             elapsed = trio.current_time() - began
             if elapsed > 0:
                 rate = tried / elapsed
@@ -74,19 +102,9 @@ class Miner:
                     if self.hashrate == 0
                     else (1 - RATE_SMOOTHING) * self.hashrate + RATE_SMOOTHING * rate
                 )
-            if nonce is None:
-                start += tried
-                continue
-            block = Block(header.with_nonce(nonce), template.txs)
-            result = await self.intake.submit_block(block, None, signatures_checked=True)
-            if result.status == "connected":
-                self.blocks_mined += 1
-                self.log.info(
-                    "block_mined", hash=block.block_hash.hex(), height=block.height, txs=len(block.txs)
-                )
-                return block
-            return None  # the tip moved while we searched: start over on the new one
-        return None
+            if nonce is not None:
+                return nonce
+            start += tried
 
     async def run(self, address: bytes) -> None:
         """``[mining] enabled``: mine continuously to ``address``."""
