@@ -4,7 +4,7 @@ branch with an invalid block never becomes the main chain."""
 from trionode.chain.audit import replay
 from trionode.chain.block import Block
 from trionode.chain.store import STATUS_INVALID, STATUS_VALID
-from trionode.chain.tree import Chain, Reorg
+from trionode.chain.tree import MAX_SIDE_BLOCKS, MAX_SIDE_BYTES, Chain, Reorg
 
 from helpers import EASY, NOW, add, address, branch, build_block, extend, main_txids, pay
 
@@ -215,7 +215,11 @@ def test_dropped_lists_what_a_reorg_invalidates(funded: Chain) -> None:
     s2 = build_block(EASY, s1.header, miner=address(6))
     add(funded, s1)
     result = add(funded, s2)
-    assert {tx.txid for tx in result.dropped} == {gift.txid, spend.txid}
+    # Each with the rule it breaks now (the log's ``tx_dropped`` reason).
+    assert {(tx.txid, reason) for tx, reason in result.dropped} == {
+        (gift.txid, "nonce_used"),
+        (spend.txid, "insufficient_balance"),
+    }
     assert len(funded.mempool) == 0
     assert_consistent(funded)
 
@@ -232,3 +236,101 @@ def test_the_audit_refuses_a_main_chain_that_does_not_link(chain: Chain) -> None
     spliced = [genesis, ours[0].block_hash, theirs[1].block_hash]
     errors = replay(EASY, chain.block, spliced, NOW)[0]
     assert len(errors) == 1 and errors[0].startswith("height 2: bad_link"), errors
+
+
+# ----------------------------------------------------------------------------- side-branch budget
+
+
+def side_count(chain: Chain) -> int:
+    return len(chain.index) - len(chain.main)
+
+
+def stored_blocks(chain: Chain) -> int:
+    chain.commit()
+    return len(list(chain.store.iter_index()))
+
+
+def siblings(parent: Block, n: int, first_ts: int) -> list[Block]:
+    """``n`` distinct one-block branches on ``parent``: one block of work each."""
+    return [build_block(EASY, parent.header, timestamp=first_ts + i, miner=address(7)) for i in range(n)]
+
+
+def test_a_flood_of_side_blocks_stays_bounded(chain: Chain) -> None:
+    assert MAX_SIDE_BLOCKS == 5_000 and MAX_SIDE_BYTES == 256 * 1024 * 1024
+    assert (chain.max_side_blocks, chain.max_side_bytes) == (MAX_SIDE_BLOCKS, MAX_SIDE_BYTES)
+    extend(chain, 20)
+    chain.max_side_blocks = 100
+    flood = siblings(EASY.genesis, 300, EASY.genesis.header.timestamp + 1)
+    for block in flood:
+        assert add(chain, block).status == "side"
+        assert side_count(chain) <= 100
+    assert stored_blocks(chain) == 21  # the main chain only: a flood never reaches the disk
+    assert chain.height == 20
+    # The budget forgot blocks; it never made them invalid: a forgotten one is unknown, so a
+    # peer for which it matters can deliver it again.
+    forgotten = [b for b in flood if not chain.knows(b.block_hash)]
+    assert len(forgotten) >= 200
+    assert add(chain, forgotten[0]).status == "side"
+    # And by bytes: a few large side blocks take the room of many small ones.
+    chain.max_side_bytes = 20 * flood[0].size()
+    add(chain, siblings(EASY.genesis, 1, EASY.genesis.header.timestamp + 10_000)[0])
+    kept = [chain.block(h) for h in chain.index if not chain.on_main(h)]
+    assert sum(b.size() for b in kept if b is not None) <= 20 * flood[0].size()
+    assert_consistent(chain)
+
+
+def test_an_honest_deep_branch_delivered_in_order_wins_over_a_flood(chain: Chain) -> None:
+    """600 blocks of ours against 700 of a peer's, fetched oldest first: after 600 of them
+    the branch still has less work than our tip, yet it must be kept until it wins, while
+    blocks of a flood that each bring one block of work (here, each as much total work as
+    our tip, so ranking by total work would keep them instead) are forgotten."""
+    stem = extend(chain, 3, address(1))
+    theirs = branch(EASY, stem[-1].header, 700, miner=address(2))
+    ours = extend(chain, 600, address(3))
+    chain.max_side_blocks = 700  # a trim keeps 630: room for the 600 blocks that must wait
+    tip_parent = chain.index[chain.main[-2]]
+    near_tip = Block(tip_parent.header, [])  # a stand-in with the header ``siblings`` needs
+    flood = siblings(near_tip, 600, ours[-1].header.timestamp + 1)
+    for block in flood[:300]:
+        assert add(chain, block).status == "side"
+    results = []
+    for i in range(0, 700, 100):  # batches, with flood blocks between them
+        results += [add(chain, b) for b in theirs[i : i + 100]]
+        for block in flood[300 + i // 2 : 300 + (i + 100) // 2]:
+            add(chain, block)
+        assert side_count(chain) <= 700 + 600  # + our old main chain once the branch won
+    assert [r.status for r in results[:600]] == ["side"] * 600
+    assert results[600].status == "connected"
+    assert results[600].reorgs == [Reorg(ours[-1].block_hash, theirs[600].block_hash, 600)]
+    assert chain.tip.block_hash == theirs[-1].block_hash
+    assert all(chain.on_main(b.block_hash) for b in theirs)
+    assert all(chain.knows(b.block_hash) for b in ours)  # the old branch is stored, not forgotten
+    assert sum(not chain.knows(b.block_hash) for b in flood) >= 300  # the flood went instead
+    assert_consistent(chain)
+
+
+def test_a_reorg_with_a_full_pool_keeps_the_returned_transactions(funded: Chain) -> None:
+    early = [pay(1, 3, COIN, n) for n in range(3)]
+    assert add(funded, build_block(EASY, funded.tip.header, early)).status == "connected"
+    fork = funded.tip.header
+    returned = [pay(1, 3, COIN, n) for n in (3, 4)]
+    assert add(funded, build_block(EASY, fork, returned)).status == "connected"
+    funded.mempool.max_txs = 4
+    newer = [pay(2, 4, COIN, n) for n in range(4)]
+    for tx in newer:
+        funded.add_transaction(tx, NOW)
+    s1 = build_block(EASY, fork, miner=address(6))
+    s2 = build_block(EASY, s1.header, miner=address(6))
+    assert add(funded, s1).status == "side"
+    result = add(funded, s2)
+    assert result.reorgs and result.reorgs[0].depth == 1
+    # Six candidates for four places: the sender with most pending gives up its last ones; the
+    # returned transactions (sender 1's oldest) stay, and nothing is "invalid".
+    assert set(funded.mempool.txs) == {t.txid for t in (*returned, *newer[:2])}
+    assert result.dropped == [(newer[3], "mempool_full"), (newer[2], "mempool_full")]
+    assert_consistent(funded)
+    # They were held, not lost: the next block makes room and they come back.
+    result = add(funded, build_block(EASY, funded.tip.header, funded.mempool.select(10**6, 10)))
+    assert result.status == "connected" and result.readmitted == [newer[2], newer[3]]
+    assert set(funded.mempool.txs) == {newer[2].txid, newer[3].txid}
+    assert_consistent(funded)

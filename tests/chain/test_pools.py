@@ -8,8 +8,8 @@ from trionode.chain.amounts import COIN
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
 from trionode.chain.locator import DENSE, MAX_LOCATOR, build_locator, locator_heights
-from trionode.chain.mempool import Mempool
-from trionode.chain.orphans import OrphanPool
+from trionode.chain.mempool import MAX_PENDING_PER_SENDER, Mempool
+from trionode.chain.orphans import MAX_ORPHAN_BYTES, OrphanPool
 from trionode.chain.params import MAX_FUTURE_MS
 from trionode.chain.tree import Chain
 
@@ -93,7 +93,7 @@ def test_mempool_is_revalidated_after_a_tip_change(funded: Chain) -> None:
     rival = pay(1, 4, 2 * COIN, 0)
     result = add(funded, mine(funded, txs=[rival]))
     assert result.status == "connected"
-    assert [tx.txid for tx in result.dropped] == [pending.txid]
+    assert [(tx.txid, reason) for tx, reason in result.dropped] == [(pending.txid, "nonce_used")]
     assert pending.txid not in funded.mempool
     assert keep.txid in funded.mempool
     assert funded.mempool.next_nonce(address(1), funded.ledger) == 1
@@ -139,6 +139,27 @@ def test_orphan_pool_is_bounded_fifo() -> None:
     assert pool.pop_children(blocks[1].block_hash) == [blocks[2]]
     assert pool.pop_children(blocks[1].block_hash) == []
     assert len(pool) == 2
+
+
+def test_orphan_pool_is_bounded_in_bytes() -> None:
+    """100 orphans of 1 MB each would be 100 MB for blocks nobody can place yet."""
+    assert MAX_ORPHAN_BYTES == 10_000_000 and OrphanPool().max_bytes == MAX_ORPHAN_BYTES
+    blocks = branch(EASY, EASY.genesis.header, 5)
+    size = blocks[0].size()
+    assert all(b.size() == size for b in blocks)
+    pool = OrphanPool(max_blocks=100, max_bytes=3 * size)
+    for b in blocks:
+        pool.add(b)
+        assert pool.bytes <= pool.max_bytes
+    assert [b.block_hash in pool for b in blocks] == [False, False, True, True, True]
+    assert pool.bytes == 3 * size
+    assert pool.pop_children(blocks[2].block_hash) == [blocks[3]]
+    assert pool.bytes == 2 * size
+    big = build_block(EASY, blocks[4].header, [pay(1, 2, 1, 0)])
+    assert size < big.size() <= 2 * size
+    pool.add(big)  # larger than the room left: the oldest orphan makes room, only that one
+    assert big.block_hash in pool and blocks[2].block_hash not in pool and blocks[4].block_hash in pool
+    assert pool.bytes == sum(b.size() for b in (blocks[4], big)) <= pool.max_bytes
 
 
 def test_orphan_pool_children_of_one_parent() -> None:
@@ -261,7 +282,7 @@ def test_a_transaction_refused_for_a_nonce_gap_joins_when_the_gap_closes(funded:
         with pytest.raises(ValidationError) as refused:
             funded.add_transaction(early, NOW)
         assert refused.value.reason == "nonce_gap"
-    assert funded.add_transaction(first, NOW) == [second, third]
+    assert funded.add_transaction(first, NOW).readmitted == [second, third]
     assert list(funded.mempool.txs) == [first.txid, second.txid, third.txid]
 
 
@@ -276,3 +297,69 @@ def test_a_transaction_refused_for_balance_joins_after_a_block_funds_it(funded: 
     result = add(funded, block)
     assert result.status == "connected"
     assert spend.txid in funded.mempool and result.readmitted == [spend]
+
+
+# ----------------------------------------------------------------------------- sharing the pool
+
+
+def _ledger(*funded: int) -> Ledger:
+    ledger = Ledger()
+    for i in funded:
+        ledger.balances[address(i)] = 100 * COIN
+    return ledger
+
+
+def test_one_sender_cannot_fill_the_pool(funded: Chain) -> None:
+    """One funded account sending 1-unit payments used to take all 5,000 slots."""
+    cap = funded.mempool.max_per_sender
+    assert cap == MAX_PENDING_PER_SENDER == 100
+    for nonce in range(cap):
+        funded.add_transaction(pay(1, 3, 1, nonce), NOW, signature_checked=True)
+    over = pay(1, 3, 1, cap)
+    assert reason_of(funded, over) == "too_many_pending"
+    funded.add_transaction(pay(2, 3, COIN, 0), NOW)  # others still get in
+    assert len(funded.mempool) == cap + 1
+    # A refusal, not held: once a block has confirmed the sender's others, it is sent again.
+    result = add(funded, mine(funded))
+    assert result.status == "connected" and result.readmitted == [] and len(funded.mempool) == 0
+    assert funded.add_transaction(over, NOW, signature_checked=True).readmitted == []
+    assert over.txid in funded.mempool
+
+
+def test_a_full_pool_evicts_the_last_transaction_of_the_sender_with_most_pending() -> None:
+    ledger = _ledger(1, 2, 3, 4)
+    pool = Mempool(max_txs=5, max_per_sender=10)
+    s1 = [pay(1, 9, 1, n) for n in range(4)]
+    for tx in s1:
+        assert pool.add(tx, ledger, NOW) == []
+    assert pool.add(pay(2, 9, 1, 0), ledger, NOW) == []
+    # Full: a newcomer takes the place of sender 1's last transaction, never one in the middle.
+    assert pool.add(pay(3, 9, 1, 0), ledger, NOW) == [s1[3]]
+    assert pool.next_nonce(address(1), ledger) == 3 and pool.spendable(address(1), ledger) == 100 * COIN - 3
+    assert pool.add(pay(2, 9, 1, 1), ledger, NOW) == [s1[2]]  # 3 pending against 1 (+1): evict
+    # Sender 3 has 1, the most anyone else has is 2: swapping would only move the imbalance.
+    with pytest.raises(ValidationError) as full:
+        pool.add(pay(3, 9, 1, 1), ledger, NOW)
+    assert full.value.reason == "mempool_full"
+    # Senders 1 and 2 tie at 2: the one whose last transaction came last (sender 2) gives way.
+    assert pool.add(pay(4, 9, 1, 0), ledger, NOW) == [pay(2, 9, 1, 1)]
+    assert sorted((tx.sender_address, tx.nonce) for tx in pool.txs.values()) == sorted(
+        [(address(1), 0), (address(1), 1), (address(2), 0), (address(3), 0), (address(4), 0)]
+    )
+    # What stays applies cleanly on the ledger (no sender's nonces broken).
+    after = ledger.copy()
+    for tx in pool.select(10**6, 10):
+        after.apply_transaction(tx)
+
+
+def test_an_evicted_transaction_is_held_and_comes_back_when_there_is_room(funded: Chain) -> None:
+    funded.mempool.max_txs = 3
+    mine_first = [pay(1, 3, COIN, n) for n in range(3)]
+    for tx in mine_first:
+        funded.add_transaction(tx, NOW)
+    newcomer = pay(2, 3, COIN, 0)
+    admission = funded.add_transaction(newcomer, NOW)
+    assert admission.evicted == [mine_first[2]] and mine_first[2].txid not in funded.mempool
+    result = add(funded, mine(funded))  # confirms the three pending: room again
+    assert result.readmitted == [mine_first[2]]
+    assert set(funded.mempool.txs) == {mine_first[2].txid}

@@ -2,9 +2,11 @@
 
 1. Tamper evidence: any change to any field of a transaction or a block invalidates it.
 2. Fork/reorg soundness: a random block tree (what several miners on the same parameters
-   produce), fed to one ``Chain`` in a random order with transactions submitted in between,
-   always ends on the most-work valid block, never creates or destroys coins, and never loses
-   or double-applies a transaction.
+   produce, sometimes with conflicting transactions: the same sender and nonce paying someone
+   else on another branch), fed to one ``Chain`` in a random order with transactions submitted
+   in between, always ends on the most-work valid block, never creates or destroys coins, and
+   never double-applies a transaction or loses one, unless another with its sender and nonce
+   is on the main chain or pending (only one of two conflicting transactions can be).
 """
 
 import tempfile
@@ -28,7 +30,7 @@ from trionode.chain.store import STATUS_INVALID, Store
 from trionode.chain.transaction import Transaction, coinbase
 from trionode.chain.tree import Chain
 
-from helpers import EASY, NOW, add, address, build_block, key, main_txids, new_chain, pay, solve
+from helpers import EASY, NOW, add, address, build_block, key, new_chain, pay, solve
 
 # ============================================================================= tamper evidence
 
@@ -212,9 +214,10 @@ BROKE = 99  # never receives a coin: its transfers make a block invalid
 
 
 @cache
-def global_tx(sender: int, nonce: int) -> Transaction:
-    """The one transaction with this sender and nonce, whatever branch it lands on."""
-    return pay(sender, 10 + nonce % 3, 1_000 + nonce, nonce)
+def global_tx(sender: int, nonce: int, variant: int = 0) -> Transaction:
+    """The transaction with this sender and nonce, whatever branch it lands on; variants 1 and
+    2 conflict with it (same sender and nonce, another recipient and amount)."""
+    return pay(sender, 10 + nonce % 3 + 3 * variant, 1_000 + nonce + 100 * variant, nonce)
 
 
 @dataclass
@@ -237,7 +240,8 @@ def build_tree(data: st.DataObject) -> list[Node]:
         txs = []
         for sender in data.draw(st.lists(st.sampled_from(MINERS), max_size=3)):
             n = nonces.get(sender, 0)
-            txs.append(global_tx(sender, n))
+            variant = data.draw(st.sampled_from((0, 0, 1, 2)), label="variant")
+            txs.append(global_tx(sender, n, variant))
             nonces[sender] = n + 1
         bad = data.draw(st.integers(min_value=0, max_value=7)) == 0
         if bad:
@@ -253,16 +257,37 @@ def build_tree(data: st.DataObject) -> list[Node]:
     return nodes
 
 
-def check_invariants(chain: Chain, accepted: set[bytes]) -> None:
+def main_txs(chain: Chain) -> list[Transaction]:
+    out: list[Transaction] = []
+    for height in range(1, chain.height + 1):
+        block = chain.block_at(height)
+        assert block is not None
+        out.extend(block.txs[1:])
+    return out
+
+
+def slots(chain: Chain) -> set[tuple[bytes, int]]:
+    """(sender key, nonce) of every transaction on the main chain or pending."""
+    return {(tx.sender, tx.nonce) for tx in [*main_txs(chain), *chain.mempool.txs.values()]}
+
+
+def check_invariants(chain: Chain, accepted: dict[bytes, Transaction]) -> None:
+    """``accepted``: every transaction ever on the main chain or pending, by txid."""
     assert chain.ledger.total() == EASY.mining_reward * chain.height
     live = [e.work for e in chain.index.values() if e.status != STATUS_INVALID]
     assert chain.tip.work == max(live)
-    on_main = main_txids(chain)
-    assert len(on_main) == len(set(on_main)), "a transaction applied twice"
+    on_main = main_txs(chain)
+    main_ids = {tx.txid for tx in on_main}
+    assert len(on_main) == len(main_ids), "a transaction applied twice"
     pending = set(chain.mempool.txs)
-    assert not pending & set(on_main)
-    accepted |= set(on_main) | pending
-    assert accepted <= set(on_main) | pending, "a transaction was lost"
+    assert not pending & main_ids
+    taken = slots(chain)
+    assert len(taken) == len(on_main) + len(pending), "a nonce used twice"
+    accepted.update((tx.txid, tx) for tx in on_main)
+    accepted.update(chain.mempool.txs)
+    for txid, tx in accepted.items():
+        if txid not in main_ids and txid not in pending:
+            assert (tx.sender, tx.nonce) in taken, "a transaction was lost"
     # The pool applies on top of the tip in the order a template would take it.
     ledger = chain.ledger.copy()
     for tx in chain.mempool.select(10**9, 10**9):
@@ -278,15 +303,19 @@ def test_random_forks_and_reorgs(data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "chain.sqlite"
         chain = Chain(EASY, Store(path))
-        accepted: set[bytes] = set()
-        reorgs = orphans = 0
+        accepted: dict[bytes, Transaction] = {}
+        reorgs = orphans = dropped = 0
         for i in order:
             node = nodes[i]
             result = add(chain, node.block)
             reorgs += len(result.reorgs)
             orphans += result.status == "orphan"
-            # Funded senders, one transaction per nonce: nothing ever becomes invalid.
-            assert result.dropped == []
+            # Funded senders: a transaction only becomes invalid when a conflicting one (same
+            # sender and nonce) is confirmed or pending instead.
+            taken = slots(chain)
+            for tx, reason in result.dropped:
+                assert reason == "nonce_used" and (tx.sender, tx.nonce) in taken, (tx, reason)
+            dropped += len(result.dropped)
             if node.tainted:
                 assert result.status != "connected"
                 assert not chain.on_main(node.block.block_hash)
@@ -308,6 +337,7 @@ def test_random_forks_and_reorgs(data: st.DataObject) -> None:
         event(f"reorgs: {min(reorgs, 3)}{'+' if reorgs >= 3 else ''}")
         event(f"orphans: {'yes' if orphans else 'no'}")
         event(f"invalid blocks: {'yes' if any(n.tainted for n in nodes) else 'no'}")
+        event(f"conflicting transactions dropped: {'yes' if dropped else 'no'}")
         event(f"pending at the end: {'yes' if chain.mempool.txs else 'no'}")
         valid = [n for n in nodes if not n.tainted]
         best = max(chain.index[n.block.block_hash].work for n in valid)

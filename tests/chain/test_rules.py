@@ -118,7 +118,7 @@ def test_template_fits_the_size_limit_with_a_huge_mempool(
     import trionode.chain.tree as tree
 
     monkeypatch.setattr(tree, "TEMPLATE_MAX_TXS", 100_000)
-    funded.mempool.max_txs = 100_000
+    funded.mempool.max_txs = funded.mempool.max_per_sender = 100_000
     size = HEADER_BYTES + len(funded.template(address(1), NOW).txs[0].encoded)
     nonce = 0
     while size <= MAX_BLOCK_TX_BYTES + 200:
@@ -472,6 +472,30 @@ def test_retarget_is_enforced() -> None:
     assert chain.template(address(0), NOW).header.target == next_target(
         RETARGET, fast[2].header, fast[1].header.timestamp
     )
+
+
+def test_a_retarget_period_may_not_start_before_its_parent() -> None:
+    """The time-warp rule: with periods measured first block to last, a period's first block
+    dated before the previous period's last would hide time between periods from the rule."""
+    chain = new_chain(RETARGET)
+    b1, b2 = _grow(2, 60_000)
+    b3 = build_block(RETARGET, b2.header, timestamp=b2.header.timestamp + 120_000)
+    for block in (b1, b2, b3):
+        assert_connected(chain, block)
+    # Height 4 starts a period (interval 2). Its timestamp passes the median rule (> b2's)...
+    target = next_target(RETARGET, b3.header, b2.header.timestamp)
+    warped = build_block(RETARGET, b3.header, timestamp=b2.header.timestamp + 1, target=target)
+    assert_rejected(chain, warped, "time_warp")
+    # ...and the parent's own timestamp is enough. The template keeps to it even when the
+    # miner's clock is behind the parent.
+    template = chain.template(address(0), b2.header.timestamp)
+    assert template.header.timestamp == b3.header.timestamp
+    on_time = build_block(RETARGET, b3.header, timestamp=b3.header.timestamp, target=target)
+    assert_connected(chain, on_time)
+    # Inside a period only the median rule applies: height 5 may be older than its parent.
+    older = build_block(RETARGET, on_time.header, timestamp=b2.header.timestamp + 1)
+    assert_connected(chain, older)
+    assert chain.validate_all(NOW) == []
 
 
 def test_work_follows_the_target_so_fewer_harder_blocks_win() -> None:

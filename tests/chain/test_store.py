@@ -9,7 +9,7 @@ from trionode.chain.audit import validate_store
 from trionode.chain.block import Block
 from trionode.chain.encoding import packb, unpackb
 from trionode.chain.params import ChainParams
-from trionode.chain.store import STATUS_INVALID, STATUS_STORED, STATUS_VALID, Store, StoreError
+from trionode.chain.store import STATUS_INVALID, STATUS_VALID, Store, StoreError
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import Chain
 
@@ -84,25 +84,34 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
         Store(junk)
 
 
-def test_side_branches_survive_reopen(db_path: Path) -> None:
+def test_side_blocks_that_never_competed_are_not_stored(db_path: Path) -> None:
+    # A side branch whose work never beat the tip stays in memory only (a flood of them must
+    # not grow the store); after a restart it is unknown, so a peer can deliver it again.
     chain = funded_on_disk(db_path)
     side = branch(EASY, EASY.genesis.header, 2)
     assert [add(chain, b).status for b in side] == ["side", "side"]  # equal work: first seen stays
+    assert all(chain.knows(b.block_hash) for b in side)
     chain.commit()
     tip = chain.tip.block_hash
     chain.store.close()
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM blocks").fetchone()[0] == 3
 
     again = open_chain(db_path)
     assert again.tip.block_hash == tip
-    assert all(b.block_hash in again.index for b in side)
-    assert again.index[side[1].block_hash].status == STATUS_STORED
-    # One more block on the stored branch makes it win, with the old main blocks still known.
+    assert not any(again.knows(b.block_hash) for b in side)
+    assert [add(again, b).status for b in side] == ["side", "side"]
     more = build_block(EASY, side[-1].header)
     result = add(again, more)
     assert result.status == "connected" and result.reorgs[0].depth == 2
     assert again.main[1:] == [side[0].block_hash, side[1].block_hash, more.block_hash]
     assert again.index[side[0].block_hash].status == STATUS_VALID
-    assert again.validate_all(NOW) == []
+    again.commit()
+    again.store.close()
+    # The winning branch was stored with the tip, and the old main blocks stay stored.
+    third = open_chain(db_path)
+    assert third.main[1:] == [side[0].block_hash, side[1].block_hash, more.block_hash]
+    assert third.index[chain.main[2]].status == STATUS_VALID and not third.on_main(chain.main[2])
+    assert third.validate_all(NOW) == []
 
 
 def test_invalid_blocks_stay_invalid_after_reopen(db_path: Path) -> None:

@@ -51,7 +51,7 @@ def replay(
             span_start = headers[height - n].timestamp if n and height % n == 0 else None
             expected = next_target(params, parent, span_start)
             times = [h.timestamp for h in headers[-MEDIAN_TIME_SPAN:]]
-            check_header_context(block.header, parent, times, expected, now_ms)
+            check_header_context(block.header, parent, times, expected, now_ms, retarget_interval=n)
             ledger.apply_block(block)
         except ValidationError as exc:
             return [f"height {height}: {exc}"], ledger

@@ -1,13 +1,26 @@
 """Pending transactions, valid against the tip's ledger plus the pending ones before them.
 
-Policy (protocol.md, "Mempool"): a sender's pending transactions carry consecutive nonces
-starting at its ledger nonce (the pool refuses a gap; ``Chain`` holds such a transaction aside
-and offers it again when the gap closes), and their total never exceeds the
-sender's confirmed balance. When the pool is full new transactions are rejected
-(``mempool_full``): the oldest ones are the ones most likely already relayed everywhere, so
-keeping them is what keeps the network's pools alike.
+Policy (protocol.md 10, "The mempool"): a sender's pending transactions carry consecutive
+nonces starting at its ledger nonce (the pool refuses a gap; ``Chain`` holds such a transaction
+aside and offers it again when the gap closes), and their total never exceeds the sender's
+confirmed balance. There are no fees to rank by, so room is shared by sender:
+
+- one sender has at most ``MAX_PENDING_PER_SENDER`` pending (``too_many_pending`` beyond);
+- when the pool is full, a transaction of sender A evicts the last (highest-nonce) pending
+  transaction of the sender with the most pending (on a tie, the one whose last transaction
+  arrived last), if that sender has at least two more pending than A, so that it still has at
+  least as many as A after the swap; otherwise A gets ``mempool_full``. Evicting a
+  sender's last transaction never breaks anyone's chain of nonces, and the counts can only
+  even out, so one funded account cannot lock the others out: filling the pool takes
+  ``MAX_MEMPOOL_TXS / MAX_PENDING_PER_SENDER`` funded senders, and even then every sender
+  with fewer pending gets in.
+
+``rebuild`` (after a tip change) applies the same rule to what does not fit: transactions of
+disconnected blocks come first in arrival order and have a sender's lowest nonces, so a
+sender's newer pending transactions go before them.
 """
 
+import heapq
 from collections.abc import Iterable
 from typing import Final
 
@@ -19,14 +32,22 @@ from trionode.chain.validation import check_transaction
 
 # 5,000 transactions of ~170 bytes: under 1 MB, about one full block.
 MAX_MEMPOOL_TXS: Final = 5_000
+# A wallet rarely has more than a few payments waiting; 100 (2 % of the pool) leaves room for a
+# burst, and it takes 50 funded senders to fill the pool.
+MAX_PENDING_PER_SENDER: Final = 100
+# The reason a transaction leaves the pool (or is refused) for lack of room.
+FULL: Final = "mempool_full"
 
 
 class Mempool:
-    def __init__(self, max_txs: int = MAX_MEMPOOL_TXS) -> None:
+    def __init__(self, max_txs: int = MAX_MEMPOOL_TXS, max_per_sender: int = MAX_PENDING_PER_SENDER) -> None:
         self.max_txs = max_txs
-        self.txs: dict[bytes, Transaction] = {}
-        self._next_nonce: dict[bytes, int] = {}
+        self.max_per_sender = max_per_sender
+        self.txs: dict[bytes, Transaction] = {}  # in arrival order
+        self._by_sender: dict[bytes, list[Transaction]] = {}  # in nonce order
         self._spending: dict[bytes, int] = {}
+        self._arrival: dict[bytes, int] = {}  # txid -> arrival number, the eviction tie-break
+        self._arrivals = 0
 
     def __len__(self) -> int:
         return len(self.txs)
@@ -35,13 +56,20 @@ class Mempool:
         return txid in self.txs
 
     def next_nonce(self, address: bytes, ledger: Ledger) -> int:
-        return self._next_nonce.get(address, ledger.nonce(address))
+        pending = self._by_sender.get(address)
+        return pending[-1].nonce + 1 if pending else ledger.nonce(address)
 
     def spendable(self, address: bytes, ledger: Ledger) -> int:
         return ledger.balance(address) - self._spending.get(address, 0)
 
-    def check(self, tx: Transaction, ledger: Ledger, now_ms: int) -> None:
-        """Raise ``ValidationError`` unless ``tx`` can join the pool (signature checked elsewhere)."""
+    def pending_count(self, address: bytes) -> int:
+        return len(self._by_sender.get(address, ()))
+
+    def check(self, tx: Transaction, ledger: Ledger, now_ms: int, *, room: bool = True) -> None:
+        """Raise ``ValidationError`` unless ``tx`` can join the pool (signature checked elsewhere).
+
+        ``room=False`` skips the full-pool rule (``rebuild`` trims afterwards instead).
+        """
         if tx.txid in self.txs:
             raise ValidationError("duplicate", "already pending")
         check_transaction(tx)
@@ -57,25 +85,78 @@ class Mempool:
             raise ValidationError(
                 "insufficient_balance", "amount exceeds confirmed balance less pending spends"
             )
-        if len(self.txs) >= self.max_txs:
-            raise ValidationError("mempool_full", f"{self.max_txs} transactions pending")
+        count = self.pending_count(sender)
+        if count >= self.max_per_sender:
+            raise ValidationError("too_many_pending", f"{count} pending from this sender")
+        if room and len(self.txs) >= self.max_txs:
+            victim = self._heaviest(exclude=sender)
+            if victim is None or self.pending_count(victim) <= count + 1:
+                raise ValidationError(FULL, f"{self.max_txs} transactions pending")
 
-    def add(self, tx: Transaction, ledger: Ledger, now_ms: int) -> None:
+    def add(self, tx: Transaction, ledger: Ledger, now_ms: int) -> list[Transaction]:
+        """Add ``tx`` or raise ``ValidationError``; returns what it evicted (empty unless full)."""
         self.check(tx, ledger, now_ms)
         self._insert(tx)
+        evicted: list[Transaction] = []
+        if len(self.txs) > self.max_txs:
+            victim = self._heaviest(exclude=tx.sender_address)
+            assert victim is not None  # check() made sure of it
+            evicted.append(self._pop_last(victim))
+        return evicted
 
     def _insert(self, tx: Transaction) -> None:
         sender = tx.sender_address
         self.txs[tx.txid] = tx
-        self._next_nonce[sender] = tx.nonce + 1
+        self._by_sender.setdefault(sender, []).append(tx)
         self._spending[sender] = self._spending.get(sender, 0) + tx.amount
+        self._arrival[tx.txid] = self._arrivals
+        self._arrivals += 1
 
-    def rebuild(self, ledger: Ledger, returned: Iterable[Transaction], now_ms: int) -> list[Transaction]:
+    def _pop_last(self, sender: bytes) -> Transaction:
+        """Remove ``sender``'s highest-nonce transaction: its other ones stay consecutive."""
+        pending = self._by_sender[sender]
+        tx = pending.pop()
+        if not pending:
+            del self._by_sender[sender]
+            del self._spending[sender]
+        else:
+            self._spending[sender] -= tx.amount
+        del self.txs[tx.txid]
+        del self._arrival[tx.txid]
+        return tx
+
+    def _rank(self, sender: bytes) -> tuple[int, int]:
+        """Eviction order: most pending first, then the latest last arrival."""
+        pending = self._by_sender[sender]
+        return len(pending), self._arrival[pending[-1].txid]
+
+    def _heaviest(self, exclude: bytes) -> bytes | None:
+        """The sender to evict from (never ``exclude``); O(senders), only when the pool is full."""
+        others = (s for s in self._by_sender if s != exclude)
+        return max(others, key=self._rank, default=None)
+
+    def _trim(self) -> list[Transaction]:
+        """Evict by the rule above until the pool fits; the evicted, in eviction order."""
+        heap = [(-n, -last, s) for s in self._by_sender for n, last in [self._rank(s)]]
+        heapq.heapify(heap)
+        evicted: list[Transaction] = []
+        while len(self.txs) > self.max_txs:
+            _, _, sender = heapq.heappop(heap)
+            evicted.append(self._pop_last(sender))
+            if sender in self._by_sender:
+                n, last = self._rank(sender)
+                heapq.heappush(heap, (-n, -last, sender))
+        return evicted
+
+    def rebuild(
+        self, ledger: Ledger, returned: Iterable[Transaction], now_ms: int
+    ) -> list[tuple[Transaction, str]]:
         """Revalidate after a tip change; ``returned`` are transactions of disconnected blocks.
 
         Returned transactions come first (they are older), then the current pool in arrival
-        order; within the candidates each sender's transactions are tried in nonce order.
-        Returns the transactions that were dropped.
+        order; within the candidates each sender's transactions are tried in nonce order. What
+        does not fit is evicted by the pool's rule (reason ``mempool_full``). Returns every
+        transaction that did not stay, with the reason code.
         """
         candidates: dict[bytes, Transaction] = {}
         for tx in returned:
@@ -84,15 +165,23 @@ class Mempool:
         for txid, tx in self.txs.items():
             candidates.setdefault(txid, tx)
         self.txs = {}
-        self._next_nonce = {}
+        self._by_sender = {}
         self._spending = {}
-        order = {txid: i for i, txid in enumerate(candidates)}
-        dropped: list[Transaction] = []
+        self._arrival = {}
+        # Arrival numbers keep rising across rebuilds: newer arrivals always rank later.
+        base = self._arrivals
+        self._arrivals += len(candidates)
+        order = {txid: base + i for i, txid in enumerate(candidates)}
+        dropped: list[tuple[Transaction, str]] = []
         for tx in sorted(candidates.values(), key=lambda t: (t.nonce, order[t.txid])):
             try:
-                self.add(tx, ledger, now_ms)
-            except ValidationError:
-                dropped.append(tx)
+                self.check(tx, ledger, now_ms, room=False)
+            except ValidationError as exc:
+                dropped.append((tx, exc.reason))
+                continue
+            self._insert(tx)
+            self._arrival[tx.txid] = order[tx.txid]  # arrival order, not nonce order, ranks
+        dropped.extend((tx, FULL) for tx in self._trim())
         return dropped
 
     def select(self, max_bytes: int, max_txs: int) -> list[Transaction]:

@@ -1,7 +1,8 @@
 """Blocks whose parent we have not seen yet, waiting for it.
 
-Bounded by count; when full the oldest orphan goes (FIFO), so a peer flooding unconnectable
-blocks can only ever cost us ``MAX_ORPHANS`` blocks of memory.
+Bounded by count and by bytes; when either is reached the oldest orphans go (FIFO), so a peer
+flooding unconnectable blocks can only ever cost us ``MAX_ORPHAN_BYTES`` of memory, however
+large it makes them.
 """
 
 from collections import OrderedDict
@@ -11,11 +12,15 @@ from trionode.chain.block import Block
 
 # Enough for one missed batch of recent blocks; orphans are cheap to re-fetch if evicted.
 MAX_ORPHANS: Final = 100
+# 100 full blocks would be 100 MB; a missed batch of ordinary blocks fits in far less.
+MAX_ORPHAN_BYTES: Final = 10_000_000
 
 
 class OrphanPool:
-    def __init__(self, max_blocks: int = MAX_ORPHANS) -> None:
+    def __init__(self, max_blocks: int = MAX_ORPHANS, max_bytes: int = MAX_ORPHAN_BYTES) -> None:
         self.max_blocks = max_blocks
+        self.max_bytes = max_bytes
+        self.bytes = 0  # sum of the pooled blocks' sizes
         self._blocks: OrderedDict[bytes, Block] = OrderedDict()
         self._by_prev: dict[bytes, set[bytes]] = {}
 
@@ -29,14 +34,18 @@ class OrphanPool:
         h = block.block_hash
         if h in self._blocks:
             return
-        while len(self._blocks) >= self.max_blocks:
+        size = block.size()
+        # The newest always stays, even alone over the byte budget (a block is at most 1 MB).
+        while self._blocks and (len(self._blocks) >= self.max_blocks or self.bytes + size > self.max_bytes):
             self._remove(next(iter(self._blocks)))
         self._blocks[h] = block
+        self.bytes += size
         self._by_prev.setdefault(block.prev_hash, set()).add(h)
 
     def _remove(self, block_hash: bytes) -> Block | None:
         block = self._blocks.pop(block_hash, None)
         if block is not None:
+            self.bytes -= block.size()
             siblings = self._by_prev.get(block.prev_hash)
             if siblings is not None:
                 siblings.discard(block_hash)

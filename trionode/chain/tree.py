@@ -1,11 +1,24 @@
 """The block tree and fork choice: every known block, the main chain, its ledger and mempool.
 
 Fork choice is by cumulative work; on a tie the block seen first stays (we only switch to
-strictly more work). Side branches are stored so a later block can make them win; switching
+strictly more work). Side branches are kept so a later block can make them win; switching
 disconnects main-chain blocks back to the fork (exact ledger undo), connects the branch, and
 returns the disconnected transactions to the mempool when they are still valid. A branch
 block that breaks a state rule is marked invalid with all its descendants, and the best
 remaining chain is activated instead.
+
+Side branches are bounded (protocol.md 10). A side block is kept in memory only until its
+branch has more work than the tip; then it is stored, in the same commit as the tip that needs
+it. In memory there are at most ``max_side_blocks`` and ``max_side_bytes``; past that,
+``_trim_side`` forgets the branches that bring the least work of their own: work above the
+main-chain block they fork from. A flood of cheap blocks, forking anywhere, brings one block of
+work each and goes first. An honest branch being synced oldest first (700 blocks forking 600
+below our tip, fetched 500 per batch, has less work than our tip after the first batch) gains
+work of its own with every block and stays until it wins; pushing it out takes branches with
+more work of their own than it has, so forking deeper than it: at least its work, per branch.
+A forgotten block is unknown again (``knows`` says no), so it is fetched again if it matters.
+There is no maximum reorganisation depth: it would split the network for good between nodes
+that saw a deep branch in time and nodes that did not.
 
 Pure and synchronous: the node's chain owner task is the only caller.
 """
@@ -20,7 +33,7 @@ from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, Block, BlockHeade
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
 from trionode.chain.locator import build_locator
-from trionode.chain.mempool import Mempool
+from trionode.chain.mempool import FULL, MAX_MEMPOOL_TXS, Mempool
 from trionode.chain.merkle import merkle_root
 from trionode.chain.orphans import OrphanPool
 from trionode.chain.params import MAX_BLOCK_TX_BYTES, MEDIAN_TIME_SPAN, RETARGET_CLAMP, ChainParams
@@ -49,11 +62,21 @@ MAX_INVALID_REMEMBERED: Final = 10_000
 TEMPLATE_MAX_TXS: Final = 5_000
 # Transactions held aside to be tried again (bounded, oldest forgotten first): those a tip
 # change made invalid (a reorganisation lands block by block, and a later block can make them
-# valid again), and those refused for a reason that a later event may lift (HELD_REASONS).
-MAX_DROPPED_KEPT: Final = 1_000
+# valid again), those evicted for room, and those refused for a reason that a later event may
+# lift (HELD_REASONS). A full pool's worth: a reorganisation that returns more than fits loses
+# nothing it returned, unless more than a pool's worth was left out (the senders send again).
+MAX_DROPPED_KEPT: Final = MAX_MEMPOOL_TXS
 # A nonce gap closes when the missing transaction arrives (often by another path); a balance
-# too low rises when a block confirms coins for the sender.
+# too low rises when a block confirms coins for the sender. (``too_many_pending`` and
+# ``mempool_full`` are refusals: the sender sends again later.)
 HELD_REASONS: Final = frozenset({"nonce_gap", "insufficient_balance"})
+# Side blocks kept in memory (module docstring): ten sync batches; a trim keeps 90 %, so an
+# honest branch that needs up to 4,500 blocks to beat our tip is adopted batch by batch. And a
+# memory bound, as a block may be 1 MB (256 full ones; ordinary blocks are far smaller).
+MAX_SIDE_BLOCKS: Final = 5_000
+MAX_SIDE_BYTES: Final = 256 * 1024 * 1024
+# Over budget, trim a tenth below it, so the O(n log n) ranking runs once per that many blocks.
+SIDE_TRIM_DIVISOR: Final = 10
 
 
 @dataclass(slots=True)
@@ -93,8 +116,19 @@ class BlockResult:
     reorgs: list[Reorg] = field(default_factory=list)
     rejected: list[tuple[bytes, ValidationError]] = field(default_factory=list)
     missing: bytes | None = None  # for an orphan: the ancestor to ask for
-    dropped: list[Transaction] = field(default_factory=list)  # mempool txs invalidated
+    # Transactions that left the mempool (or, returned from disconnected blocks, did not get
+    # in), with the reason code: a rule they break now, or ``mempool_full`` (held to be tried
+    # again, like every dropped one).
+    dropped: list[tuple[Transaction, str]] = field(default_factory=list)
     readmitted: list[Transaction] = field(default_factory=list)  # dropped earlier, valid again
+
+
+@dataclass(slots=True)
+class Admission:
+    """What accepting a transaction did besides adding it to the mempool."""
+
+    readmitted: list[Transaction] = field(default_factory=list)  # held ones it made valid
+    evicted: list[Transaction] = field(default_factory=list)  # pending ones that made room (held)
 
 
 class Chain:
@@ -113,12 +147,26 @@ class Chain:
         self._seq = 0
         self._mempool_seq = 0
         self._persisted_mempool: set[bytes] = set()
-        self._dropped: OrderedDict[bytes, Transaction] = OrderedDict()
+        # Held transactions by txid, with their sender's address (computed once).
+        self._dropped: OrderedDict[bytes, tuple[bytes, Transaction]] = OrderedDict()
+        # Side blocks never stored (module docstring): body by hash, and their total size.
+        self._side: dict[bytes, Block] = {}
+        self._side_bytes = 0
+        self.max_side_blocks = MAX_SIDE_BLOCKS
+        self.max_side_bytes = MAX_SIDE_BYTES
         self._load()
 
     # ----------------------------------------------------------------- loading
 
     def _load(self) -> None:
+        """Open the store and rebuild the in-memory state from it.
+
+        Checks what can go wrong on disk, not what was validated before storing: SQLite's
+        quick_check (in ``Store``), each header hashes to its key, the stored genesis is ours,
+        the main chain links back to it, each main-chain body matches its Merkle root, and the
+        ledger replays (balances and nonces). Proof of work, signatures, timestamps and targets
+        are not re-checked here; ``trionode validate`` (``validate_all``) re-checks every rule.
+        """
         genesis = self.params.genesis
         network = self.store.get_meta("network")
         if network is None:
@@ -199,6 +247,9 @@ class Chain:
         return self.tip.work
 
     def block(self, block_hash: bytes) -> Block | None:
+        block = self._side.get(block_hash)
+        if block is not None:
+            return block
         block = self._cache.get(block_hash)
         if block is not None:
             self._cache.move_to_end(block_hash)
@@ -252,47 +303,50 @@ class Chain:
 
     # ----------------------------------------------------------------- transactions
 
-    def add_transaction(
-        self, tx: Transaction, now_ms: int, signature_checked: bool = False
-    ) -> list[Transaction]:
+    def add_transaction(self, tx: Transaction, now_ms: int, signature_checked: bool = False) -> Admission:
         """Validate against the tip plus pending; raise ``ValidationError`` or join the mempool.
 
         A validly signed transaction refused for a reason that may not last (HELD_REASONS) is
         held aside and tried again later. Returns the held transactions this one made valid
-        (its sender's next nonces), which joined the mempool too.
+        (its sender's next nonces), which joined the mempool too, and the pending ones evicted
+        to make room (held, to be tried again after the next tip change).
         """
         if not signature_checked:
             check_signatures([tx], self.network)
         try:
-            self.mempool.add(tx, self.ledger, now_ms)
+            evicted = self.mempool.add(tx, self.ledger, now_ms)
         except ValidationError as exc:
             if exc.reason in HELD_REASONS:
                 self._hold(tx)
             raise
         self._dropped.pop(tx.txid, None)
-        readmitted: list[Transaction] = []
+        admission = Admission(evicted=evicted)
         sender = tx.sender_address
         while True:
+            wanted = self.mempool.next_nonce(sender, self.ledger)
             following = next(
                 (
                     held
-                    for held in self._dropped.values()
-                    if held.sender_address == sender
-                    and held.nonce == self.mempool.next_nonce(sender, self.ledger)
+                    for _, held in self._dropped.values()
+                    if held.sender == tx.sender and held.nonce == wanted
                 ),
                 None,
             )
             if following is None:
-                return readmitted
-            del self._dropped[following.txid]
+                break
             try:
-                self.mempool.add(following, self.ledger, now_ms)
+                evicted = self.mempool.add(following, self.ledger, now_ms)
             except ValidationError:
-                continue
-            readmitted.append(following)
+                break  # still held: tried again after the next tip change
+            del self._dropped[following.txid]
+            admission.readmitted.append(following)
+            admission.evicted.extend(evicted)
+        for gone in admission.evicted:
+            self._hold(gone)
+        return admission
 
     def _hold(self, tx: Transaction) -> None:
-        self._dropped[tx.txid] = tx
+        self._dropped[tx.txid] = (tx.sender_address, tx)
         if len(self._dropped) > MAX_DROPPED_KEPT:
             self._dropped.popitem(last=False)
 
@@ -352,9 +406,12 @@ class Chain:
         if self.index[block_hash].status == STATUS_INVALID:
             err = next((e for h, e in result.rejected if h == block_hash), None)
             result.rejected = [(h, e) for h, e in result.rejected if h != block_hash]
-            return self._invalid_result(result, err or ValidationError("invalid_parent", "branch invalid"))
-        if self.on_main(block_hash):
+            self._invalid_result(result, err or ValidationError("invalid_parent", "branch invalid"))
+        elif self.on_main(block_hash):
             result.status = "connected"
+        # Last, so nothing above meets a block it forgot (this one may be among them: a side
+        # block with the least work of its own is forgotten as soon as it is stored).
+        self._trim_side()
         return result
 
     def _check_orphan_target(self, header: BlockHeader) -> None:
@@ -395,6 +452,7 @@ class Chain:
                 self._ancestor_times(parent),
                 self._expected_target(parent),
                 now_ms,
+                retarget_interval=self.params.retarget_interval,
             )
         except ValidationError as exc:
             if exc.reason != "time_too_new":  # a future block may become valid later
@@ -407,8 +465,9 @@ class Chain:
         self._seq += 1
         self.index[block_hash] = entry
         self.children.setdefault(parent.block_hash, []).append(block_hash)
-        self._remember(block)
-        self.store.put_block(block, entry.work, STATUS_STORED, entry.seq)
+        # In memory until its branch is tried (``_switch_to`` stores it then).
+        self._side[block_hash] = block
+        self._side_bytes += block.size()
         if entry.work > self.tip.work:
             self._activate(entry, now_ms, result)
 
@@ -468,8 +527,68 @@ class Chain:
             if entry is None or entry.status == STATUS_INVALID:
                 continue
             entry.status = STATUS_INVALID
-            self.store.set_status(h, STATUS_INVALID)
+            if h not in self._side:
+                self.store.set_status(h, STATUS_INVALID)
             stack.extend(self.children.get(h, ()))
+
+    def _store_side(self, entry: Entry) -> None:
+        """Move a side block from memory to the store: its branch is being tried."""
+        block = self._side.pop(entry.block_hash, None)
+        if block is not None:
+            self._side_bytes -= block.size()
+            self.store.put_block(block, entry.work, entry.status, entry.seq)
+            self._remember(block)
+
+    def _trim_side(self) -> None:
+        """Forget side blocks kept in memory until they fit the budget (module docstring).
+
+        Each block is ranked by the most work of its own (above the main-chain block its
+        branch forks from) of any branch through it; the lowest go first, and within one branch
+        the highest block first, so what stays is always a tree hanging from stored blocks.
+        Blocks found invalid go before all others and are remembered as invalid.
+        """
+        if len(self._side) <= self.max_side_blocks and self._side_bytes <= self.max_side_bytes:
+            return
+        keep_blocks = self.max_side_blocks - self.max_side_blocks // SIDE_TRIM_DIVISOR
+        keep_bytes = self.max_side_bytes - self.max_side_bytes // SIDE_TRIM_DIVISOR
+        fork_work: dict[bytes, int] = {}  # block -> cumulative work where its branch leaves main
+
+        def base(entry: Entry) -> int:
+            path: list[bytes] = []
+            while entry.block_hash not in fork_work and not self.on_main(entry.block_hash):
+                path.append(entry.block_hash)
+                entry = self.index[entry.prev]
+            work = fork_work.get(entry.block_hash, entry.work)
+            for h in path:
+                fork_work[h] = work
+            return work
+
+        rank: dict[bytes, int] = {}
+        side = sorted((self.index[h] for h in self._side), key=lambda e: e.height, reverse=True)
+        for entry in side:  # children before parents: a parent's rank is its best branch's
+            best = max(entry.work - base(entry), rank.get(entry.block_hash, 0))
+            rank[entry.block_hash] = best
+            if entry.prev in self._side:
+                rank[entry.prev] = max(rank.get(entry.prev, 0), best)
+        side.sort(key=lambda e: (e.status != STATUS_INVALID, rank[e.block_hash], -e.height, -e.seq))
+        forgotten: set[bytes] = set()
+        for entry in side:
+            if len(self._side) <= keep_blocks and self._side_bytes <= keep_bytes:
+                break
+            h = entry.block_hash
+            self._side_bytes -= self._side.pop(h).size()
+            del self.index[h]
+            self.children.pop(h, None)  # its children, if any, went before it
+            self._cache.pop(h, None)
+            forgotten.add(h)
+            if entry.status == STATUS_INVALID:
+                self._remember_invalid(h, "found invalid before")
+        for parent in {e.prev for e in side if e.block_hash in forgotten}:
+            kept = [c for c in self.children.get(parent, ()) if c not in forgotten]
+            if kept:
+                self.children[parent] = kept
+            else:
+                self.children.pop(parent, None)
 
     def _switch_to(
         self, target: Entry, now_ms: int, result: BlockResult
@@ -481,6 +600,8 @@ class Chain:
             entry = self.index[entry.prev]
         fork_height = entry.height
         old_tip = self.main[-1]
+        for step in path:  # stored with the tip that needs them, in one commit
+            self._store_side(step)
         disconnected: list[Block] = []
         for height in range(self.height, fork_height, -1):
             block = self._body(self.main[height])
@@ -519,23 +640,33 @@ class Chain:
         ]
         dropped = self.mempool.rebuild(self.ledger, returned, now_ms)
         self._retry_dropped(confirmed, now_ms, result)
-        for tx in dropped:
+        for tx, _ in dropped:
             self._hold(tx)
         result.dropped.extend(dropped)
         return None
 
     def _retry_dropped(self, confirmed: set[bytes], now_ms: int, result: BlockResult) -> None:
         """Put back in the pool what an earlier tip dropped and this one accepts again."""
-        for txid, tx in list(self._dropped.items()):
-            if txid in confirmed or tx.nonce < self.ledger.nonce(tx.sender_address):
+        waiting: list[tuple[bytes, Transaction]] = []
+        for txid, (sender, tx) in list(self._dropped.items()):
+            if txid in confirmed or tx.nonce < self.ledger.nonce(sender):
                 del self._dropped[txid]  # confirmed, or its nonce went to another transaction
-                continue
+            else:
+                waiting.append((sender, tx))
+        waiting.sort(key=lambda held: held[1].nonce)  # a sender's held ones, in order
+        evicted: list[Transaction] = []
+        for sender, tx in waiting:
+            if tx.nonce != self.mempool.next_nonce(sender, self.ledger):
+                continue  # cheap: most held transactions wait for an earlier nonce
             try:
-                self.mempool.add(tx, self.ledger, now_ms)
+                evicted += self.mempool.add(tx, self.ledger, now_ms)
             except ValidationError:
                 continue
-            del self._dropped[txid]
+            del self._dropped[tx.txid]
             result.readmitted.append(tx)
+        for tx in evicted:
+            self._hold(tx)
+            result.dropped.append((tx, FULL))
 
     def _body(self, block_hash: bytes) -> Block:
         block = self.block(block_hash)
@@ -551,6 +682,9 @@ class Chain:
         times = self._ancestor_times(parent)
         timestamp = max(now_ms, median_time_past(times) + 1)
         height = parent.height + 1
+        n = self.params.retarget_interval
+        if n and height % n == 0:
+            timestamp = max(timestamp, parent.header.timestamp)  # the time-warp rule
         cb = coinbase(reward_address, self.params.mining_reward, height, timestamp)
         room = MAX_BLOCK_TX_BYTES - HEADER_BYTES - len(cb.encoded)  # Block.size() counts the header
         txs = [cb, *self.mempool.select(room, TEMPLATE_MAX_TXS)]

@@ -101,8 +101,19 @@ def check_header_context(
     ancestor_times: Sequence[int],
     expected_target: int,
     now_ms: int,
+    *,
+    retarget_interval: int = 0,
 ) -> None:
-    """Rules that need the ancestors: ``ancestor_times`` ends with the parent's timestamp."""
+    """Rules that need the ancestors: ``ancestor_times`` ends with the parent's timestamp.
+
+    ``retarget_interval`` is the chain's (``ChainParams.retarget_interval``): with retargeting
+    on, the first block of a period may not be older than its parent. A period's span is
+    measured from its first block to its last, so the step between periods is never counted:
+    without this rule a miner could date each period's last block late and the next period's
+    first block early (median time past allows it) and have every period look slower than it
+    was, lowering the difficulty period after period (the "time warp"; Bitcoin's BIP 94 rule,
+    here with no slack). With it the measured spans add up to at most the real elapsed time.
+    """
     if header.height != parent.height + 1:
         raise ValidationError("bad_height", f"height {header.height} after {parent.height}")
     if header.target != expected_target:
@@ -110,5 +121,10 @@ def check_header_context(
     mtp = median_time_past(ancestor_times)
     if header.timestamp <= mtp:
         raise ValidationError("time_too_old", f"timestamp {header.timestamp} <= median {mtp}")
+    if retarget_interval and header.height % retarget_interval == 0 and header.timestamp < parent.timestamp:
+        raise ValidationError(
+            "time_warp",
+            f"a period's first block at {header.timestamp}, before its parent's {parent.timestamp}",
+        )
     if header.timestamp > now_ms + MAX_FUTURE_MS:
         raise ValidationError("time_too_new", f"timestamp {header.timestamp} more than 2 h ahead")

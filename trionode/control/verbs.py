@@ -10,6 +10,7 @@ from trionode import AGENT, __version__
 from trionode.chain.amounts import coins_json
 from trionode.chain.block import Block
 from trionode.chain.errors import DecodeError, ValidationError
+from trionode.chain.mempool import MAX_PENDING_PER_SENDER
 from trionode.chain.pow import difficulty_of
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import Chain
@@ -199,6 +200,10 @@ def _explain(exc: ValidationError) -> str:
         "nonce_gap": "nonce too high (an earlier transaction of this sender is missing)",
         "bad_signature": "signature does not verify",
         "mempool_full": "the mempool is full; try again after the next block",
+        "too_many_pending": (
+            f"this sender already has {MAX_PENDING_PER_SENDER} transactions pending;"
+            " send again after the next block"
+        ),
         "duplicate": "already pending",
     }.get(exc.reason, f"{exc.reason}: {exc.detail}")
 

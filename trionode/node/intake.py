@@ -14,7 +14,7 @@ from trionode.chain.block import Block
 from trionode.chain.errors import ValidationError
 from trionode.chain.params import ChainParams
 from trionode.chain.transaction import Transaction
-from trionode.chain.tree import BlockResult, Chain
+from trionode.chain.tree import Admission, BlockResult, Chain
 from trionode.chain.validation import check_block_body
 from trionode.net.bans import POINTS_FUTURE_BLOCK, POINTS_INVALID_BLOCK, POINTS_INVALID_TX
 from trionode.net.connection import Connection
@@ -33,7 +33,9 @@ PENALISED_TX: Final = frozenset({"bad_signature", "bad_amount", "unexpected_coin
 # Refusals that may not hold later (the missing nonce arrives by another path, coins confirm,
 # the pool drains, time passes): such a transaction is not remembered as processed, so the
 # next copy of it is judged again instead of being ignored for good.
-RETRY_LATER_TX: Final = frozenset({"nonce_gap", "insufficient_balance", "mempool_full", "time_too_new"})
+RETRY_LATER_TX: Final = frozenset(
+    {"nonce_gap", "insufficient_balance", "too_many_pending", "mempool_full", "time_too_new"}
+)
 # A reorg may connect many blocks; relay only the newest few, peers fetch the rest by locator.
 RELAY_MAX_BLOCKS: Final = 16
 # Transactions offered to a new peer: half its send queue, so the offer never makes it slow.
@@ -95,8 +97,8 @@ class Intake:
         threads, one round trip to the chain owner, then each one logged and relayed."""
         results: list[ValidationError | None] = [None] * len(txs)
         # Per transaction, the held ones it made valid (its sender's next nonces): relayed right
-        # after it, so peers receive each sender's nonces in order.
-        unlocked: list[list[Transaction]] = [[] for _ in txs]
+        # after it, so peers receive each sender's nonces in order; and those it evicted.
+        admitted: list[Admission] = [Admission() for _ in txs]
         fresh: list[int] = []
         for i, tx in enumerate(txs):
             if origin is not None:
@@ -119,8 +121,8 @@ class Intake:
             now = self.now_ms()
             batch = [txs[i] for i in candidates]
 
-            def add_all(chain: Chain) -> list[ValidationError | list[Transaction]]:
-                outcome: list[ValidationError | list[Transaction]] = []
+            def add_all(chain: Chain) -> list[ValidationError | Admission]:
+                outcome: list[ValidationError | Admission] = []
                 for tx in batch:
                     try:
                         outcome.append(chain.add_transaction(tx, now, signature_checked=True))
@@ -132,9 +134,9 @@ class Intake:
                 if isinstance(done, ValidationError):
                     results[i] = done
                 else:
-                    unlocked[i] = done
+                    admitted[i] = done
         peer = origin.peer_id if origin is not None else None
-        for tx, error, held in zip(txs, results, unlocked, strict=True):
+        for tx, error, admission in zip(txs, results, admitted, strict=True):
             txid = tx.txid
             if error is not None and error.reason == "duplicate" and origin is not None:
                 continue  # seen before: nothing new to say
@@ -144,7 +146,9 @@ class Intake:
                 self.accepted_txs += 1
                 self.log.info("tx_accepted", txid=txid.hex(), peer=peer)
                 self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), txid, exclude=origin)
-                for later in held:
+                for gone in admission.evicted:  # held by the chain, tried again later
+                    self.log.info("tx_dropped", txid=gone.txid.hex(), reason="mempool_full")
+                for later in admission.readmitted:
                     self.seen_txs.add(later.txid)
                     self.accepted_txs += 1
                     self.log.info("tx_accepted", txid=later.txid.hex(), peer=None, held=True)
@@ -250,8 +254,8 @@ class Intake:
             self.log.info(
                 "block_stored", hash=block.block_hash.hex(), height=block.height, branch="side", peer=peer
             )
-        for tx in result.dropped:
-            self.log.info("tx_dropped", txid=tx.txid.hex(), reason="invalid_after_tip_change")
+        for tx, reason in result.dropped:
+            self.log.info("tx_dropped", txid=tx.txid.hex(), reason=reason)
         for tx in result.readmitted:  # peers may have dropped it too, or never had it
             self.log.debug("tx_readmitted", txid=tx.txid.hex())
             self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), tx.txid)
