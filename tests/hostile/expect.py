@@ -32,10 +32,16 @@ AT_ONCE = 2.0
 
 
 def established(node: Node, **kwargs: Any) -> Peer:
-    """A connected peer with a fresh node id whose handshake is complete."""
+    """A connected peer whose handshake is complete and whose ``peer_connected`` is logged:
+    a fresh node id, or ``key``'s, which may have connected before (then this connection's
+    line is one more than were logged before it, not the first one)."""
     peer = node.peer(**kwargs)
+    seen = len(node.matching("peer_connected", peer=peer.node_id))
     peer.handshake()
-    node.wait_for("peer_connected", peer=peer.node_id)
+    node.wait_until(
+        lambda: len(node.matching("peer_connected", peer=peer.node_id)) > seen,
+        what=f"peer_connected #{seen + 1} of {peer.node_id}",
+    )
     return peer
 
 
@@ -58,15 +64,22 @@ def disconnected(
 
 
 def refused(
-    node: Node, peer: Peer, reason: str, error: str | None, within: float = AT_ONCE, after_hello: bool = False
+    node: Node,
+    peer: Peer,
+    reason: str,
+    error: str | None,
+    within: float = AT_ONCE,
+    after_hello: bool = False,
+    not_before: float = 0.0,
 ) -> None:
-    """The node ended ``peer``'s connection before its handshake completed.
+    """The node ended ``peer``'s connection before its handshake completed, ``not_before`` to
+    ``within`` seconds from now.
 
     ``after_hello``: refusals decided on the peer's Hello (a node id ban, protocol.md 5: "after
     the handshake a node may also refuse the peer") come after the node's own Hello.
     """
     took = peer.wait_closed(WAIT)
-    assert took < within, f"closing took {took:.2f} s"
+    assert not_before <= took < within, f"closing took {took:.2f} s"
     event = node.wait_for("handshake_failed", address=peer.local)
     assert event["reason"] == reason, event
     assert peer.errors() == ([error] if error else []), peer.errors()
@@ -150,7 +163,7 @@ def chain_of(peer: Peer) -> ChainView:
         blocks = [Block.from_wire(raw) for raw in peer.nth("ResponseChain", n)["payload"]["blocks"]]
         for block in blocks:
             view.add(block)
-        if len(blocks) < 500:
+        if not blocks:  # a short answer may only mean a full frame (protocol.md 4): ask on
             return view
 
 

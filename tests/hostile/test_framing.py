@@ -6,6 +6,7 @@ the test of repeated offences checks that three from one node id do ban it.
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -81,18 +82,48 @@ def test_a_frame_split_over_many_sends_is_processed(node: Node) -> None:
     still_connected(node, peer)
 
 
+def peak_memory_kib(node: Node) -> int:
+    """The daemon's peak resident set size so far (VmHWM), in KiB."""
+    assert node.proc is not None
+    status = Path(f"/proc/{node.proc.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+# What one bad length prefix may add to the daemon's peak memory: it announces up to 4 GiB,
+# and allocating even a full 4 MiB frame for it would show.
+PREFIX_MEMORY_KIB = 2048
+
+
 @pytest.mark.parametrize(
     ("length", "code"),
     [(0, "empty_frame"), (MAX_FRAME + 1, "frame_too_large"), (0xFFFFFFFF, "frame_too_large")],
 )
 def test_a_bad_length_prefix_disconnects_at_once_without_the_body(node: Node, length: int, code: str) -> None:
-    # Only the four length bytes are ever sent: the node must decide on them alone.
+    # Only the four length bytes are ever sent: the node must decide on them alone, and
+    # allocate nothing for the body they announce.
     peer = established(node)
+    peak = peak_memory_kib(node)
     peer.send_raw(LENGTH.pack(length), bad="framing: bad length prefix")
     protocol_violation(node, peer, code)
     before = node.peer()
     before.send_raw(LENGTH.pack(length), bad="framing: bad length prefix")
     refused(node, before, f"protocol_error:{code}", "protocol_error")
+    assert peak_memory_kib(node) - peak < PREFIX_MEMORY_KIB
+
+
+def test_a_bad_frame_in_the_same_send_as_the_hello_proof_is_an_established_peers_error(node: Node) -> None:
+    """protocol.md 5: the dialler may send right after its HelloProof, so a bad frame arriving
+    in the node's read of that proof comes from a peer whose handshake is complete."""
+    peer = node.peer()
+    peer.send("Hello", peer.hello_payload())
+    theirs = peer.expect("Hello")["payload"]
+    peer.expect("HelloProof")
+    proof = message("HelloProof", peer.proof_for(theirs), peer.node_id)
+    ping = heartbeat_frame(peer, 77)
+    peer.send_raw(proof + ping + frame(b"\xc1"), bad="framing: bad frame with the HelloProof")
+    protocol_violation(node, peer, "bad_msgpack")
+    assert any(is_echo(env, 77) for env in peer.inbox), "the Heartbeat before the bad frame"
+    assert not node.matching("handshake_failed", address=peer.local)
 
 
 def test_a_stranger_cannot_make_the_node_buffer_a_full_frame_before_hello(node: Node) -> None:
@@ -232,9 +263,9 @@ def test_unknown_message_types_are_ignored_and_the_peer_stays(node: Node) -> Non
     peer = established(node)
     kinds = ["Inventory", "GetHeaders", "hello", "x" * 64, ""]
     for kind in kinds:
-        peer.send_and_ping(kind, {"anything": [1, {"nested": b"\x00"}]})
+        peer.send_and_ping(kind, {"anything": [1, {"nested": b"\x00"}]}, bad="framing: unknown message type")
     for _ in range(100):
-        peer.send("FutureMessage", {})
+        peer.send("FutureMessage", {}, bad="framing: unknown message type")
     peer.ping()
     # The log lines were written before the echo; our reader thread may still be reading them.
     unknown = node.wait_until(

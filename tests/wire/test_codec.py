@@ -4,6 +4,8 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trionode.wire.codec as codec
 from trionode.wire.codec import (
@@ -119,6 +121,78 @@ def test_no_exception_but_protocol_error_for_unhashable_or_odd_keys() -> None:
     assert code_of(b"\x81\x80\x01") == BAD_MSGPACK  # map key
 
 
+# ----------------------------------------------------------------- repeated map keys
+
+
+def map_header(n: int) -> bytes:
+    return bytes((0x80 | n,)) if n < 16 else b"\xde" + n.to_bytes(2, "big")
+
+
+def pack_repeating(obj: Any, path: list[Any], value: Any) -> bytes:
+    """``pack(obj)``, except that the map at ``path`` gets its first key once more, with
+    ``value``: bytes no Python dict can produce."""
+    if not path:
+        assert isinstance(obj, dict) and obj
+        pairs = [*obj.items(), (next(iter(obj)), value)]
+        return map_header(len(pairs)) + b"".join(pack(k) + pack(v) for k, v in pairs)
+    step, rest = path[0], path[1:]
+    if isinstance(obj, dict):
+        items = [pack(k) + (pack_repeating(v, rest, value) if k == step else pack(v)) for k, v in obj.items()]
+        return map_header(len(obj)) + b"".join(items)
+    return array_header(len(obj)) + b"".join(
+        pack_repeating(v, rest, value) if i == step else pack(v) for i, v in enumerate(obj)
+    )
+
+
+def test_a_repeated_key_is_refused_not_read_one_way() -> None:
+    # msgpack alone keeps the last value: this would decode as a message of type "Foo".
+    body = b"\x82\xa4type\xa9Heartbeat\xa4type\xa3Foo"
+    assert msgpack.unpackb(body) == {"type": "Foo"}
+    with pytest.raises(ProtocolError) as info:
+        unpack_map(body)
+    assert info.value.code == BAD_MSGPACK and "'type' repeated" in str(info.value)
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["small body", "budgeted body"])
+def test_a_repeated_key_deep_inside_is_refused_whatever_the_body_size(big: bool) -> None:
+    padding = ["x" * 60] * (BUDGET_FROM // 60 if big else 1)
+    tree = {"type": "Heartbeat", "payload": {"peers": [{"address": "a", "node_id": "b"}], "pad": padding}}
+    body = pack_repeating(tree, ["payload", "peers", 0], "c")
+    assert (len(body) >= BUDGET_FROM) == big
+    assert code_of(body) == BAD_MSGPACK
+    assert unpack_map(pack(tree)) == tree  # the same tree without the repeat is fine
+
+
+def test_a_str_key_and_a_bin_key_of_the_same_bytes_are_not_a_repeat() -> None:
+    assert unpack_map(b"\x82\xa1k\x01\xc4\x01k\x02") == {"k": 1, b"k": 2}
+
+
+keys = st.text(max_size=6)
+trees = st.recursive(
+    st.none() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8) | st.binary(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4),
+    max_leaves=20,
+)
+
+
+def map_paths(obj: Any, path: list[Any]) -> list[list[Any]]:
+    """Paths to every non-empty map in ``obj``."""
+    found = [path] if isinstance(obj, dict) and obj else []
+    children = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else []
+    for step, child in children:
+        found += map_paths(child, [*path, step])
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, trees, min_size=1, max_size=4), st.data())
+def test_any_map_with_a_repeated_key_is_refused(tree: dict[str, Any], data: st.DataObject) -> None:
+    assert unpack_map(pack(tree)) == tree
+    path = data.draw(st.sampled_from(map_paths(tree, [])))
+    value = data.draw(trees)
+    assert code_of(pack_repeating(tree, path, value)) == BAD_MSGPACK
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -164,7 +238,6 @@ def _hostile_bodies() -> dict[str, bytes]:
     bodies = {name: fill(leaf) for name, leaf in leaves.items()}
     # Distinct objects: msgpack builds a new one per element, but be sure no cache flatters us.
     bodies["distinct strings"] = pack({"x": [[f"{i % 100:02}" for i in range(n)] for _ in range(69)]})
-    return bodies
     return bodies
 
 

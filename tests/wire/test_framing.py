@@ -135,3 +135,50 @@ def test_every_split_of_the_stream_gives_the_same_frames(bodies: list[bytes], cu
     got = [body for a, b in itertools.pairwise(points) for body in decoder.feed(stream[a:b])]
     assert got == bodies
     assert decoder.buffered == 0
+
+
+def test_feed_partial_keeps_the_frames_before_a_bad_length() -> None:
+    decoder = FrameDecoder()
+    bodies, error = decoder.feed_partial(encode_frame(b"one") + encode_frame(b"two") + b"\x00\x00\x00\x00")
+    assert bodies == [b"one", b"two"]
+    assert error is not None and error.code == EMPTY_FRAME
+    assert decoder.feed_partial(encode_frame(b"three")) == ([], error)  # and it stays failed
+    # A buffered frame completed by the same piece as the bad prefix is kept as well.
+    split = FrameDecoder()
+    assert split.feed_partial(encode_frame(b"four")[:3]) == ([], None)
+    bodies, error = split.feed_partial(encode_frame(b"four")[3:] + b"\xff\xff\xff\xff")
+    assert bodies == [b"four"] and error is not None and error.code == FRAME_TOO_LARGE
+
+
+def test_a_buffered_frame_takes_only_its_own_missing_bytes() -> None:
+    decoder = FrameDecoder()
+    first, second = encode_frame(b"a" * 10), encode_frame(b"b" * 20)
+    assert decoder.feed(first[:2]) == []
+    assert decoder.buffered == 2  # half a prefix
+    assert decoder.feed(first[2:7]) == []
+    assert decoder.buffered == 7  # the prefix and 3 body bytes
+    assert decoder.feed(first[7:] + second + second[:5]) == [b"a" * 10, b"b" * 20]
+    assert decoder.buffered == 5  # only the start of the third frame
+
+
+@pytest.mark.parametrize("length", [0, MAX_FRAME + 1, 0xFFFFFFFF])
+@pytest.mark.parametrize("held", [0, 1, 2, 3])
+def test_a_bad_length_costs_no_memory_however_the_prefix_arrives(length: int, held: int) -> None:
+    """The length is checked before anything after the prefix is kept: bytes that follow a bad
+    prefix in the same piece (here 1 MB of them) are never copied, and the body it announces
+    never allocated."""
+    import tracemalloc
+
+    prefix = length.to_bytes(4, "big")
+    piece = prefix[held:] + bytes(1_000_000)
+    decoder = FrameDecoder()
+    assert decoder.feed(prefix[:held]) == []
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProtocolError):
+            decoder.feed(piece)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024, f"{peak} bytes"
+    assert decoder.buffered == 0

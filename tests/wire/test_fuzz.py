@@ -1,8 +1,11 @@
 """The decoder never raises anything but ProtocolError, whatever the bytes."""
 
+import os
+import random
 from typing import Any
 
 import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +16,15 @@ from trionode.wire.messages import MESSAGE_TYPES, decode_message
 from . import fuzzing
 from .factories import NODE
 
+# The CI run: at least 100,000 inputs (issue 3); tests/fuzz/fuzz_wire.py runs millions.
 FUZZ_INPUTS = 100_000
+
+
+def fuzz_seed() -> int:
+    """``TRIONODE_FUZZ_SEED`` to replay a run, else a fresh seed: every CI run explores new
+    inputs, and a failure names the seed that reproduces it."""
+    chosen = os.environ.get("TRIONODE_FUZZ_SEED")
+    return int(chosen) if chosen else random.SystemRandom().randrange(2**32)
 
 
 def decode_or_protocol_error(body: bytes) -> None:
@@ -24,10 +35,15 @@ def decode_or_protocol_error(body: bytes) -> None:
 
 
 def test_seeded_mutations_of_valid_frames() -> None:
-    outcomes = fuzzing.run(FUZZ_INPUTS, seed=20240101)
-    assert sum(outcomes.values()) == FUZZ_INPUTS
+    seed = fuzz_seed()
+    replay = f"seed {seed}: replay with TRIONODE_FUZZ_SEED={seed}"
+    try:
+        outcomes = fuzzing.run(FUZZ_INPUTS, seed=seed)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} ({replay})") from exc
+    assert sum(outcomes.values()) == FUZZ_INPUTS, replay
     # The mutations reach both sides: some inputs stay valid, and every kind of error occurs.
-    assert outcomes["ok"] > 1000
+    assert outcomes["ok"] > 1000, f"{outcomes} ({replay})"
     assert {
         "bad_msgpack",
         "trailing_data",
@@ -35,12 +51,27 @@ def test_seeded_mutations_of_valid_frames() -> None:
         "missing_field",
         "bad_field",
         "too_many_objects",
-    } <= set(outcomes)
+    } <= set(outcomes), f"{outcomes} ({replay})"
 
 
 def test_seeded_corrupted_streams_through_the_frame_decoder() -> None:
-    outcomes = fuzzing.run_framing(10_000, seed=7)
-    assert outcomes["ok"] > 100 and outcomes["frame_too_large"] > 100
+    seed = fuzz_seed()
+    replay = f"seed {seed}: replay with TRIONODE_FUZZ_SEED={seed}"
+    try:
+        outcomes = fuzzing.run_framing(10_000, seed=seed)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} ({replay})") from exc
+    assert outcomes["ok"] > 100 and outcomes["frame_too_large"] > 100, f"{outcomes} ({replay})"
+
+
+def test_a_failure_names_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def escapes(body: bytes) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setenv("TRIONODE_FUZZ_SEED", "12345")
+    monkeypatch.setattr(fuzzing, "decode_message", escapes)
+    with pytest.raises(AssertionError, match="TRIONODE_FUZZ_SEED=12345"):
+        test_seeded_mutations_of_valid_frames()
 
 
 @settings(max_examples=500, deadline=None)

@@ -226,11 +226,22 @@ def test_a_second_hello_is_a_protocol_error() -> None:
     assert info.value.code == DUPLICATE_HELLO
 
 
+@pytest.mark.parametrize("outbound", [True, False])
+def test_a_hello_proof_after_completion_is_a_protocol_error(outbound: bool) -> None:
+    hs = started(outbound)
+    hs.receive(env(THEIRS))
+    hs.receive(env(their_proof(hs.outbound)))
+    with pytest.raises(ProtocolError) as info:
+        hs.receive(env(their_proof(hs.outbound)))
+    assert (info.value.code, info.value.field) == (DUPLICATE_HELLO, "type")
+    assert "HelloProof" in info.value.detail
+
+
 def test_other_messages_after_completion_need_nothing() -> None:
     hs = started(outbound=False)
     hs.receive(env(THEIRS))
     hs.receive(env(their_proof(hs.outbound)))
-    for message in one_of_each()[1:]:
+    for message in one_of_each()[2:]:  # all but the handshake's own Hello and HelloProof
         assert hs.receive(env(message)) == HandshakeResult()
     assert hs.complete
 

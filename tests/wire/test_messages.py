@@ -163,3 +163,38 @@ def test_a_message_over_the_frame_limit_is_refused_on_encode() -> None:
     frame = encode_message(ResponseChain([big] * fits), NODE, 0.0)
     assert MAX_FRAME - per_block < len(frame) - 4 <= MAX_FRAME
     assert len(decode_message(frame[4:]).message.blocks) == fits  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("message", one_of_each(), ids=lambda m: m.TYPE)
+def test_each_type_encodes_and_decodes_itself(message: Message) -> None:
+    frame = message.encode(NODE, 1_700_000_000.25)
+    assert frame == encode_message(message, NODE, 1_700_000_000.25)
+    decoded = type(message).decode(frame[4:])
+    assert type(decoded) is type(message)
+    assert decoded.to_payload() == message.to_payload()
+
+
+@pytest.mark.parametrize("cls", [type(m) for m in one_of_each() if not isinstance(m, Heartbeat)])
+def test_decode_refuses_a_body_of_another_type(cls: type[Message]) -> None:
+    with pytest.raises(ProtocolError) as info:
+        cls.decode(HEARTBEAT.encode(NODE, 1.0)[4:])
+    assert (info.value.code, info.value.field) == (BAD_FIELD, "type")
+    assert f"expected {cls.TYPE}, got Heartbeat" in str(info.value)
+
+
+def test_decode_refuses_an_unknown_type_and_checks_the_body() -> None:
+    with pytest.raises(ProtocolError) as info:
+        Heartbeat.decode(body(envelope(type="Gossip")))
+    assert (info.value.code, info.value.field) == (BAD_FIELD, "type")
+    with pytest.raises(ProtocolError) as info:
+        Heartbeat.decode(b"\xc1")
+    assert info.value.code == BAD_MSGPACK
+
+
+def test_a_repeated_envelope_key_is_refused() -> None:
+    """protocol.md 2: type "Heartbeat" then type "Foo" is neither, whatever msgpack would keep."""
+    valid = body(envelope())
+    assert valid[0] == 0x84  # the envelope's four keys; a fifth that repeats "type":
+    repeated = b"\x85" + valid[1:] + body("type") + body("Foo")
+    err = error_of(repeated)
+    assert err.code == BAD_MSGPACK and "'type' repeated" in err.detail

@@ -5,15 +5,23 @@ A peer's offences add points (protocol.md, "Misbehaviour"); at ``BAN_SCORE`` it 
 node id: many local processes share 127.0.0.1, and one bad one must not cut a local network
 apart. An offence before the handshake on loopback has no node id to blame: it only
 disconnects.
+
+Saving never raises: a ban is decided while a peer's offence is handled, and a full or
+read-only disk must not turn one peer's bad frame into a crash of the node. A failed write is
+logged (``state_file_write_failed``), the bans stay in force in memory, and the next save
+writes them all.
 """
 
 import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from trionode.atomic_file import write_atomic
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 # Bitcoin Core's discouragement threshold: one invalid block, or several lesser offences.
 BAN_SCORE: Final = 100
@@ -48,11 +56,13 @@ class Ban:
 
 
 class BanList:
-    def __init__(self, path: Path | None, ban_time: float) -> None:
+    def __init__(self, path: Path | None, ban_time: float, log: "FilteringBoundLogger | None" = None) -> None:
         self.path = path
         self.ban_time = ban_time
+        self.log = log  # for failed saves
         self.bans: dict[str, Ban] = {}
         self.scores: dict[str, int] = {}
+        self.unsaved = False  # the last save failed: bans.json is behind the bans in memory
 
     def load(self, now: float) -> list[str]:
         if self.path is None or not self.path.exists():
@@ -67,11 +77,25 @@ class BanList:
             return [f"{self.path}: unreadable, starting with no bans: {exc}"]
         return []
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write bans.json; False (logged, never raised) if it could not be written."""
         if self.path is None:
-            return
+            return True
         data = {k: {"until": b.until, "reason": b.reason} for k, b in sorted(self.bans.items())}
-        write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o644)
+        try:
+            write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o644)
+        except OSError as exc:
+            self.unsaved = True
+            if self.log is not None:
+                self.log.error("state_file_write_failed", file="bans.json", detail=str(exc))
+            return False
+        self.unsaved = False
+        return True
+
+    def retry_save(self) -> None:
+        """Save again if the last save failed (for a periodic saver)."""
+        if self.unsaved:
+            self.save()
 
     def banned_until(self, key: str | None, now: float) -> float | None:
         if key is None:

@@ -9,6 +9,7 @@ peer whose queue is full is disconnected (``slow_reader``). Every failure of a p
 
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -17,9 +18,19 @@ import trio
 from trionode.net.inventory import PEER_KNOWN, RollingSet
 from trionode.wire.errors import BAD_FIELD, HANDSHAKE_TIMEOUT_CODE, PROTOCOL_ERROR, ProtocolError
 from trionode.wire.framing import HANDSHAKE_FRAMES, MAX_FIRST_FRAME, FrameDecoder
-from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, second_hello
+from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, after_handshake
 from trionode.wire.identity import NodeIdentity
-from trionode.wire.messages import Envelope, Error, Hello, Message, decode_message, encode_message
+from trionode.wire.messages import (
+    Envelope,
+    Error,
+    Heartbeat,
+    Hello,
+    HelloProof,
+    Message,
+    decode_message,
+    encode_message,
+)
+from trionode.wire.payloads import MAX_PEERS_BEFORE_HANDSHAKE
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -160,6 +171,9 @@ class Connection:
             # its stall timeout.
             self.sync.finish("disconnected")
         if goodbye is not None:
+            if self.hello is None and len(goodbye.peers) > MAX_PEERS_BEFORE_HANDSHAKE:
+                # The peer still takes handshake-sized frames only (protocol.md 4, Error).
+                goodbye = replace(goodbye, peers=goodbye.peers[:MAX_PEERS_BEFORE_HANDSHAKE])
             try:
                 self._send_q.send_nowait(encode_message(goodbye, self._our_id, self._wall()))
             except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
@@ -198,7 +212,10 @@ class Connection:
                     try:
                         await self._read(on_established, on_messages)
                     except ProtocolError as exc:
-                        on_protocol_error(self, exc)
+                        try:
+                            on_protocol_error(self, exc)
+                        except Exception as handler_exc:  # (penalising it failed: still close it)
+                            self.log.error("peer_task_failed", exc_info=handler_exc)
                         self.close(
                             f"protocol_error:{exc.code}", Error(code=PROTOCOL_ERROR, reason=str(exc)[:1024])
                         )
@@ -228,7 +245,8 @@ class Connection:
         self.our_challenge = handshake.our_hello.challenge
         for message in handshake.start():
             self.send_message(message)
-        pending: list[Envelope] = []
+        pending: list[Envelope] = []  # what arrived in the read that completed the handshake
+        error: ProtocolError | None = None  # ...and a bad frame after them in that read
         with trio.fail_after(HANDSHAKE_TIMEOUT):
             while self.hello is None:
                 data = await self.stream.receive_some(RECV_CHUNK)
@@ -236,12 +254,15 @@ class Connection:
                     self.close("eof_in_handshake")
                     return
                 self.bytes_in += len(data)
-                for body in decoder.feed(data):
+                bodies, error = decoder.feed_partial(data)
+                for i, body in enumerate(bodies):
+                    if self.hello is not None:
+                        # The handshake is complete: the rest of this read (the dialler may send
+                        # right after its HelloProof) is the established connection's.
+                        pending, error = self._decode(bodies[i:], error)
+                        break
                     envelope = decode_message(body)
                     self.frames_in += 1
-                    if self.hello is not None:
-                        pending.append(envelope)  # arrived with the Hello in one read
-                        continue
                     result = handshake.receive(envelope)
                     if result.peer_error is not None:
                         # The peer refuses us (wrong network, banned...): its code is the reason.
@@ -257,24 +278,19 @@ class Connection:
                         return
                     if result.done is not None:
                         self._accept_hello(result.done)
+                if self.hello is None and error is not None:
+                    raise error
         if not await on_established(self):
             return
         self.last_message = trio.current_time()
-        await self._deliver(pending, None, on_messages)
+        await self._deliver(pending, error, on_messages)
         while not self._closing:
             data = await self.stream.receive_some(RECV_CHUNK)
             if not data:
                 self.close("eof")
                 return
             self.bytes_in += len(data)
-            envelopes: list[Envelope] = []
-            error: ProtocolError | None = None
-            try:
-                for body in decoder.feed(data):
-                    envelopes.append(decode_message(body))
-            except ProtocolError as exc:
-                error = exc  # what arrived before the bad frame is still handled
-            self.frames_in += len(envelopes)
+            envelopes, error = self._decode(*decoder.feed_partial(data))
             handling = trio.current_time()
             self.busy = True
             try:
@@ -286,21 +302,38 @@ class Connection:
                 # meanwhile waits unread behind it, so its silence starts only now.
                 self.last_message = trio.current_time()
 
+    def _decode(
+        self, bodies: list[bytes], error: ProtocolError | None
+    ) -> tuple[list[Envelope], ProtocolError | None]:
+        """The envelopes of one read's frames, up to the first bad one: what arrived before a
+        bad frame is still handled, then the error ends the connection."""
+        envelopes: list[Envelope] = []
+        try:
+            for body in bodies:
+                envelopes.append(decode_message(body))
+        except ProtocolError as exc:
+            error = exc
+        self.frames_in += len(envelopes)
+        return envelopes, error
+
     async def _deliver(
         self,
         envelopes: list[Envelope],
         error: ProtocolError | None,
         on_messages: Callable[["Connection", list[Envelope]], Awaitable[None]],
     ) -> None:
-        """Hand a read's messages over as one batch; a second Hello, or a message whose envelope
-        names another sender than the proven peer, ends the connection (what came before it
-        is still handled)."""
+        """Hand a read's messages over as one batch; a handshake message (a second Hello or
+        HelloProof), or a message in another node's name than the proven peer's, ends the
+        connection (what came before it is still handled)."""
         proven = self.hello.node_id if self.hello is not None else None
         for i, envelope in enumerate(envelopes):
-            if isinstance(envelope.message, Hello):
-                error = second_hello()
+            message = envelope.message
+            if isinstance(message, (Hello, HelloProof)):
+                error = after_handshake(message)
             elif envelope.sender != proven:
                 error = ProtocolError(BAD_FIELD, "sender", "not the node id this peer proved")
+            elif isinstance(message, Heartbeat) and message.node_id != proven:
+                error = ProtocolError(BAD_FIELD, "payload.node_id", "not the node id this peer proved")
             else:
                 continue
             envelopes = envelopes[:i]

@@ -7,6 +7,7 @@ import trio
 from trionode.net.connection import SERVE_BACKLOG, Connection
 from trionode.net.discovery import on_discovery
 from trionode.wire import messages as m
+from trionode.wire.handshake import after_handshake
 
 if TYPE_CHECKING:
     from trionode.node.app import Node
@@ -74,6 +75,10 @@ class Dispatcher:
         elif isinstance(msg, m.Error):
             node.log.info("peer_error", peer=conn.peer_id, code=msg.code, reason=msg.reason)
             conn.close(f"peer_error:{msg.code}")
-        else:
+        elif isinstance(msg, m.UnknownMessage):
             conn.unknown_messages += 1
             node.log.debug("unknown_message", peer=conn.peer_id, type=env.type)
+        else:
+            # A Hello or HelloProof: the connection stops these before dispatch (protocol.md 5),
+            # but were one to get here it is the same protocol error, never an unknown type.
+            raise after_handshake(msg)

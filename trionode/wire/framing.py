@@ -1,8 +1,8 @@
 """Length-prefixed frames: a 4-byte big-endian length L, then L bytes of body.
 
 ``FrameDecoder`` takes bytes in whatever pieces the socket delivers and returns whole bodies.
-It reads the declared length as soon as its 4 bytes are in and rejects it before waiting for
-(or keeping) any of the body, so a peer announcing 4 GB costs us four bytes.
+It reads the declared length as soon as its 4 bytes are in and rejects it before taking (or
+keeping) any byte of the body, so a peer announcing 4 GB costs us four bytes.
 """
 
 import struct
@@ -12,9 +12,10 @@ from trionode.wire.errors import EMPTY_FRAME, FRAME_TOO_LARGE, MessageTooLarge, 
 
 # 4 MiB: a full 1 MB block four times over, or a 500-block sync response of small blocks.
 MAX_FRAME: Final = 4 * 1024 * 1024
-# The handshake's frames (a Hello and a HelloProof each way, or an Error whose optional peer
-# list is at most 1,000 addresses, ~100 KB): 128 KiB bounds what a stranger who never
-# completes a handshake can make us buffer and decode, 32x less than a full frame.
+# The handshake's frames (a Hello and a HelloProof each way, or a refusing Error, whose peer
+# list trionode keeps to what fits: payloads.MAX_PEERS_BEFORE_HANDSHAKE): 128 KiB bounds what
+# a stranger who never completes a handshake can make us buffer and decode, 32x less than a
+# full frame.
 MAX_FIRST_FRAME: Final = 128 * 1024
 # How many frames a side receives before its handshake is complete: the peer's Hello and
 # HelloProof (anything else before them ends the connection).
@@ -43,10 +44,11 @@ class FrameDecoder:
     """Incremental frame splitter; after a ``ProtocolError`` it stays failed.
 
     ``first_limit`` bounds the first ``first_frames`` frames (on a connection: the handshake's,
-    with ``MAX_FIRST_FRAME``); every later frame may be up to ``MAX_FRAME``. Complete frames in
-    a piece are sliced straight out of it; only an incomplete tail is copied into the buffer,
-    and the buffer is compacted once per ``feed``, so feeding a stream costs O(bytes) however
-    it is cut.
+    with ``MAX_FIRST_FRAME``); every later frame may be up to ``MAX_FRAME``. The buffer only
+    ever holds one frame's beginning: the missing bytes of its prefix, and after the length
+    check the missing bytes of its body, are taken from a piece and no more. Complete frames
+    in a piece are sliced straight out of it, so feeding a stream costs O(bytes) however it is
+    cut.
     """
 
     __slots__ = ("_buffer", "_failed", "_first_limit", "_limited")
@@ -63,41 +65,78 @@ class FrameDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """Add received bytes; return the bodies of the frames they complete, in order."""
-        if self._failed is not None:
-            raise self._failed
-        if not data:
-            return []
-        buffer = self._buffer
-        try:
-            if buffer:
-                buffer += data
-                with memoryview(buffer) as view:
-                    bodies, end = _split(view, self._first_limit, self._limited)
-                del buffer[:end]
-            else:
-                with memoryview(data) as view:
-                    bodies, end = _split(view, self._first_limit, self._limited)
-                    if end < len(view):
-                        buffer += view[end:]
-        except ProtocolError as exc:
-            self._failed = exc
-            buffer.clear()
-            raise
-        self._limited = max(0, self._limited - len(bodies))
+        """Add received bytes; return the bodies of the frames they complete, in order.
+
+        A bad length prefix raises ``ProtocolError``, and the frames before it in ``data`` are
+        lost with it: ``feed_partial`` keeps them."""
+        bodies: list[bytes] = []
+        self._feed(data, bodies)
         return bodies
 
+    def feed_partial(self, data: bytes | bytearray | memoryview) -> tuple[list[bytes], ProtocolError | None]:
+        """Like ``feed``, but a bad length prefix is returned with the bodies completed before it
+        (a connection still handles what a peer sent before its bad frame)."""
+        bodies: list[bytes] = []
+        try:
+            self._feed(data, bodies)
+        except ProtocolError as exc:
+            return bodies, exc
+        return bodies, None
 
-def _split(view: memoryview, first_limit: int, limited: int) -> tuple[list[bytes], int]:
-    """Frames in ``view`` from its start: (bodies, offset of the first unused byte).
+    def _feed(self, data: bytes | bytearray | memoryview, bodies: list[bytes]) -> None:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            with memoryview(data) as view:
+                pos = self._fill(view, bodies) if self._buffer else 0
+                if pos < len(view):
+                    before = len(bodies)
+                    rest = view[pos:] if pos else view
+                    end = pos + _split(rest, self._first_limit, self._limited, bodies)
+                    self._limited = max(0, self._limited - (len(bodies) - before))
+                    if end < len(view):
+                        # A prefix fragment, or the start of a frame whose length passed.
+                        self._buffer += view[end:]
+        except ProtocolError as exc:
+            self._failed = exc
+            self._buffer.clear()
+            raise
+
+    def _fill(self, view: memoryview, bodies: list[bytes]) -> int:
+        """Complete the buffered frame from ``view``; returns how many bytes of it were taken."""
+        buffer = self._buffer
+        pos = 0
+        if len(buffer) < PREFIX_BYTES:
+            pos = min(PREFIX_BYTES - len(buffer), len(view))
+            buffer += view[:pos]
+            if len(buffer) < PREFIX_BYTES:
+                return pos
+        length: int = _PREFIX.unpack_from(buffer)[0]
+        if pos:  # the prefix is complete just now: check it before taking any of the body
+            _check_length(length, self._first_limit if self._limited > 0 else MAX_FRAME)
+        take = min(PREFIX_BYTES + length - len(buffer), len(view) - pos)
+        buffer += view[pos : pos + take]
+        pos += take
+        if len(buffer) == PREFIX_BYTES + length:
+            with memoryview(buffer) as whole:
+                bodies.append(whole[PREFIX_BYTES:].tobytes())
+            buffer.clear()
+            self._limited = max(0, self._limited - 1)
+        return pos
+
+
+def _split(view: memoryview, first_limit: int, limited: int, bodies: list[bytes]) -> int:
+    """Append the frames in ``view`` from its start to ``bodies``; the offset of the first
+    unused byte.
 
     The first ``limited`` frames in ``view`` may be up to ``first_limit``; later ones up to
-    ``MAX_FRAME``.
+    ``MAX_FRAME``. A length prefix is checked as soon as it is complete, whether or not its
+    body is in ``view``; a bad one raises, leaving the frames before it in ``bodies``.
     """
-    bodies: list[bytes] = []
     pos = 0
     size = len(view)
     unpack_from = _PREFIX.unpack_from
+    append = bodies.append
     limit = first_limit if limited > 0 else MAX_FRAME
     while size - pos >= PREFIX_BYTES:
         (length,) = unpack_from(view, pos)
@@ -106,8 +145,9 @@ def _split(view: memoryview, first_limit: int, limited: int) -> tuple[list[bytes
         end = pos + PREFIX_BYTES + length
         if end > size:
             break
-        bodies.append(view[pos + PREFIX_BYTES : end].tobytes())
+        append(view[pos + PREFIX_BYTES : end].tobytes())
         pos = end
-        if len(bodies) >= limited:
+        limited -= 1
+        if limited <= 0:
             limit = MAX_FRAME
-    return bodies, pos
+    return pos

@@ -80,6 +80,14 @@ def second_hello() -> ProtocolError:
     return ProtocolError(DUPLICATE_HELLO, "type", "second Hello on one connection")
 
 
+def after_handshake(message: Hello | HelloProof) -> ProtocolError:
+    """A handshake message on a connection whose handshake is complete (protocol.md 5): a
+    protocol error, and a close. A HelloProof proves nothing twice; it is a peer out of step."""
+    if isinstance(message, Hello):
+        return second_hello()
+    return ProtocolError(DUPLICATE_HELLO, "type", "HelloProof after the handshake")
+
+
 class Handshake:
     def __init__(self, our_hello: Hello, outbound: bool, identity: NodeIdentity) -> None:
         if our_hello.node_id != identity.node_id:
@@ -106,15 +114,16 @@ class Handshake:
         return [self.our_hello] if self.outbound else []
 
     def receive(self, envelope: Envelope) -> HandshakeResult:
-        """Judge one received message; after completion only a second Hello matters."""
+        """Judge one received message; after completion only a second Hello or HelloProof
+        matters (a ``ProtocolError``)."""
         if not self._started:
             raise RuntimeError("call Handshake.start() before receive()")
         if self.state is State.CLOSED:
             raise RuntimeError("the handshake was rejected; the connection must be closed")
         msg = envelope.message
         if self.state is State.DONE:
-            if isinstance(msg, Hello):
-                raise second_hello()
+            if isinstance(msg, (Hello, HelloProof)):
+                raise after_handshake(msg)
             return HandshakeResult()
         if isinstance(msg, Error):
             self.state = State.CLOSED

@@ -18,7 +18,7 @@ from trionode.chain.transaction import Transaction
 from trionode.wire import fields as f
 from trionode.wire.addresses import MAX_ADDRESS_LEN, AddressError, parse_address
 from trionode.wire.codec import array_header, pack
-from trionode.wire.errors import ProtocolError
+from trionode.wire.errors import BAD_FIELD, ProtocolError
 from trionode.wire.identity import CHALLENGE_BYTES
 
 # The version this module speaks (protocol.md); Hello carries it, the handshake judges it.
@@ -26,8 +26,13 @@ PROTOCOL_VERSION: Final = 1
 # Blocks in one ResponseChain (and the most a RequestChain may ask for): a sync batch that
 # fits a frame for blocks of up to ~8 KB; a responder sends fewer when they do not fit.
 MAX_BLOCKS_PER_RESPONSE: Final = 500
-# Peers in one PeerDiscovery: plenty to find the network, ~100 KB at most.
+# Peers in one PeerDiscovery or Error: plenty to find the network. An entry is at most 334
+# bytes packed (a 262-character address), so 1,000 of them are up to ~334 KB.
 MAX_PEERS_PER_MESSAGE: Final = 1000
+# Peers trionode puts in an Error sent before the handshake is complete: the peer then takes
+# frames of at most framing.MAX_FIRST_FRAME (131,072 bytes), and 300 entries of 334 bytes plus
+# a 1,024-character reason (4 KiB of UTF-8 at most) and the envelope fit with room to spare.
+MAX_PEERS_BEFORE_HANDSHAKE: Final = 300
 # Agent strings are for logs ("trionode/0.1.0"), not for essays.
 MAX_AGENT_LEN: Final = 64
 # Error codes are snake_case identifiers; a reason is one human sentence or a short list.
@@ -53,6 +58,24 @@ class Message:
     def payload_bytes(self) -> bytes:
         """The packed payload map; block-carrying types splice in cached transaction bytes."""
         return pack(self.to_payload())
+
+    def encode(self, sender: bytes, ts: float) -> bytes:
+        """This message as a complete frame (``messages.encode_message``)."""
+        from trionode.wire.messages import encode_message  # here: messages imports us
+
+        return encode_message(self, sender, ts)
+
+    @classmethod
+    def decode(cls, body: bytes) -> Self:
+        """A frame body (no length prefix) that must carry this type (``messages.decode_message``);
+        ``ProtocolError`` for anything invalid, a body of another type included."""
+        from trionode.wire.messages import decode_message  # here: messages imports us
+
+        envelope = decode_message(body)
+        message = envelope.message
+        if not isinstance(message, cls):
+            raise ProtocolError(BAD_FIELD, "type", f"expected {cls.TYPE}, got {envelope.type}")
+        return message
 
 
 def _chain_error(exc: DecodeError) -> ProtocolError:
