@@ -10,7 +10,10 @@ from trionode.net.candidates import (
     JITTER,
     MAX_CANDIDATES,
     MAX_DISCOVERED_FAILURES,
+    MAX_DISCOVERED_PER_HOST,
+    MAX_DISCOVERED_PER_SOURCE,
     Candidates,
+    TokenBucket,
 )
 
 
@@ -184,3 +187,51 @@ def test_a_peer_on_another_network_is_dropped_unless_configured() -> None:
         cands.drop_unless_configured(address, now=0.0)
     assert list(cands.by_address) == ["10.0.0.3:1"]
     assert cands.by_address["10.0.0.3:1"].next_try > 0  # still redialled, with backoff
+
+
+def test_discovered_addresses_per_host_are_capped_and_the_cap_frees_up() -> None:
+    cands = Candidates(random.Random(1))
+    cands.add("[2001:db8::7]:1", "config")  # the operator's choices do not count
+    for port in range(2, 100):
+        cands.add(f"[2001:db8::7]:{port}", "discovered", learnt_from=f"ip:10.0.0.{port}")
+    assert len(cands.by_address) == 1 + MAX_DISCOVERED_PER_HOST
+    assert cands.add("[2001:db8::8]:1", "discovered") is True  # another host is fine
+    for _ in range(MAX_DISCOVERED_FAILURES):
+        cands.failed("[2001:db8::7]:2", 0.0)  # dropped: room for one more on that host
+    assert cands.add("[2001:db8::7]:500", "discovered") is True
+    assert cands.add("[2001:db8::7]:501", "discovered") is False
+    cands.add("[2001:db8::7]:3", "cli")  # upgraded to the operator's: no longer counted
+    assert cands.add("[2001:db8::7]:501", "discovered") is True
+
+
+def test_discovered_addresses_per_source_are_capped() -> None:
+    cands = Candidates(random.Random(1))
+    for i in range(MAX_DISCOVERED_PER_SOURCE + 10):
+        cands.add(f"10.3.{i // 250}.{i % 250 + 1}:5001", "discovered", learnt_from="ip:192.0.2.1")
+    assert len(cands.by_address) == MAX_DISCOVERED_PER_SOURCE
+    assert cands.add("10.4.0.1:5001", "discovered", learnt_from="ip:192.0.2.2") is True
+    cands.forbid("10.3.0.1:5001")
+    assert cands.add("10.4.0.2:5001", "discovered", learnt_from="ip:192.0.2.1") is True
+    assert cands.per_source == {"ip:192.0.2.1": MAX_DISCOVERED_PER_SOURCE, "ip:192.0.2.2": 1}
+
+
+def test_the_per_host_and_per_source_counts_follow_every_removal() -> None:
+    cands = Candidates(random.Random(1))
+    for i in range(6):
+        cands.add(f"10.5.0.{i}:5001", "discovered", learnt_from="ip:192.0.2.1")
+    cands.drop_unless_configured("10.5.0.0:5001", 0.0)
+    cands.forbid("10.5.0.1:5001")
+    cands.add("10.5.0.2:5001", "table")
+    for _ in range(MAX_DISCOVERED_FAILURES):
+        cands.failed("10.5.0.3:5001", 0.0)
+    assert cands.per_source == {"ip:192.0.2.1": 2}
+    assert sum(cands.per_host.values()) == 2
+
+
+def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    bucket = TokenBucket(burst=8, rate=2, now=0.0)
+    assert bucket.take(0.0, 10) == 8
+    assert bucket.take(0.0) == 0
+    assert bucket.next_token(0.0) == pytest.approx(0.5)
+    assert bucket.take(1.0, 5) == 2
+    assert bucket.take(1_000.0, 100) == 8

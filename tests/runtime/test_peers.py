@@ -398,3 +398,128 @@ async def test_a_peer_saying_you_are_me_does_not_make_the_node_give_up_its_addre
         assert "10.0.0.77:5001" not in a.manager.our_addresses
         a.stop()
         nursery.cancel_scope.cancel()
+
+
+async def test_peers_known_only_from_peers_json_outlive_a_long_downtime(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Time switched off does not count as a peer's time unseen: after a downtime longer than
+    peer_timeout, the table is still redialled, and forgotten only after peer_timeout of
+    running without reaching it."""
+    net = SimNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await connected_pair(nursery, net, tmp_path)
+        a.stop()
+        b.stop()
+        await events(a).wait_for("node_stopped")
+        await trio.sleep(2 * a.config.peer_timeout)
+        a2 = make_node(net, "10.0.0.1", tmp_path)  # knows b from peers.json only
+        await nursery.start(a2.run)
+        started = trio.current_time()
+        await trio.sleep(60)  # b is still down: a2 redials it and fails
+        assert b.node_id in a2.manager.table.records
+        b2 = make_node(net, "10.0.0.2", tmp_path)
+        await nursery.start(b2.run)
+        await events(a2).wait_for("peer_connected", peer=b.node_id, within=120)
+        assert not events(a2).matching("peer_forgotten")
+        # Now b goes away for good: it is forgotten once unseen for peer_timeout.
+        a2.stop()
+        b2.stop()
+        await events(a2).wait_for("node_stopped")
+        a3 = make_node(net, "10.0.0.1", tmp_path)
+        await nursery.start(a3.run)
+        started = trio.current_time()
+        gone = await events(a3).wait_for("peer_forgotten", peer=b.node_id, within=600)
+        assert gone["reason"] == "stale"
+        interval = a3.config.heartbeat_interval
+        assert (
+            a3.config.peer_timeout <= trio.current_time() - started <= a3.config.peer_timeout + 2 * interval
+        )
+        assert "10.0.0.2:5001" not in a3.manager.candidates.by_address
+        a3.stop()
+
+
+async def test_peers_json_writes_are_debounced_and_the_last_change_is_flushed_at_stop(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trionode.net import peers
+
+    writes: list[float] = []
+    real_write = peers.write_atomic
+
+    def counted(path: Path, data: bytes, mode: int = 0o644) -> None:
+        writes.append(trio.current_time())
+        real_write(path, data, mode=mode)
+
+    monkeypatch.setattr(peers, "write_atomic", counted)
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, max_peers=100)
+    peer_count = 40
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await trio.sleep(peers.SAVE_DEBOUNCE / 2)  # mid-way between two saver wake-ups
+        burst_start = trio.current_time()
+        streams = []
+        for n in range(peer_count):  # 40 peers come and go, each chatting, within 1 s
+            stream = await net.transport(f"10.0.1.{n + 1}").dial("10.0.0.1", 5001)
+            identity = scripted_identity(100 + n)
+            await dial_handshake(stream, a, identity, listen_port=5001)
+            for nonce in range(20):
+                ping = m.Heartbeat(identity.node_id, 0, a.network, 0, nonce, False)
+                await stream.send_all(m.encode_message(ping, identity.node_id, wall()))
+            streams.append(stream)
+            if n % 2:
+                await stream.aclose()
+            await trio.sleep(1 / peer_count)
+        assert trio.current_time() - burst_start < peers.SAVE_DEBOUNCE
+        await wait_until(lambda: len(a.manager.connections) == peer_count // 2)
+        await trio.sleep(burst_start + peers.SAVE_DEBOUNCE - trio.current_time())
+        # 40 connections, 20 disconnections and 800 messages: one write (it changed once).
+        assert len([t for t in writes if t >= burst_start]) == 1
+        # One more change, and a stop before the saver's next round: nothing is lost.
+        last = await net.transport("10.0.2.1").dial("10.0.0.1", 5001)
+        await dial_handshake(last, a, scripted_identity(999), listen_port=5001)
+        await events(a).wait_for("peer_connected", peer=scripted_identity(999).node_id.hex())
+        before = json.loads((tmp_path / "10.0.0.1" / "peers.json").read_text())
+        assert scripted_identity(999).node_id.hex() not in before  # not written yet...
+        a.stop()
+        await events(a).wait_for("node_stopped")
+        assert len(writes) <= 4  # the burst, the periodic saves, the one at stop
+        # ...but written at stop.
+        saved = json.loads((tmp_path / "10.0.0.1" / "peers.json").read_text())
+        expected = {scripted_identity(100 + n).node_id.hex() for n in range(peer_count)}
+        expected.add(scripted_identity(999).node_id.hex())
+        assert set(saved) == expected
+        for stream in [*streams, last]:
+            await stream.aclose()
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_two_nodes_dialling_each_other_at_once_keep_the_same_one_connection(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, seed: int
+) -> None:
+    net = SimNetwork(seed=seed)
+    a = make_node(net, "10.0.0.1", tmp_path, peers=("10.0.0.2:5001",), seed=seed)
+    b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",), seed=seed)
+    small, large = sorted((a, b), key=lambda n: n.node_id)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.run)  # both start, and dial each other, in the same instant
+        nursery.start_soon(b.run)
+        await events(a).wait_for("peer_connected", peer=b.node_id)
+        await events(b).wait_for("peer_connected", peer=a.node_id)
+        await trio.sleep(120)
+        # Both connections were made (4 handshakes in all), and one was closed on each side.
+        handshakes = len(events(a).matching("peer_connected")) + len(events(b).matching("peer_connected"))
+        duplicates = [e for node in (a, b) for e in events(node) if e.get("reason") == "duplicate_connection"]
+        assert handshakes >= 3 and duplicates
+        kept_by_small = small.manager.connections[large.node_id]
+        kept_by_large = large.manager.connections[small.node_id]
+        # The same connection from both ends: the one the smaller node id dialled.
+        assert kept_by_small.outbound and not kept_by_large.outbound
+        assert kept_by_small.dialed == f"{large.config.listen_host}:5001"
+        assert kept_by_large.remote_host == small.config.listen_host
+        # And it stays: no churn afterwards.
+        assert len(small.manager.connections) == len(large.manager.connections) == 1
+        assert kept_by_small.connected_at < 1 and not kept_by_small.closing
+        a.stop()
+        b.stop()

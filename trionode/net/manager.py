@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import trio
 
 from trionode.net.bans import POINTS_PROTOCOL, BanList, ban_key
-from trionode.net.candidates import Candidates
+from trionode.net.candidates import Candidates, TokenBucket, host_of
 from trionode.net.connection import Connection
-from trionode.net.discovery import REFUSAL_ADDRESSES, known_addresses, learn
+from trionode.net.discovery import REFUSAL_ADDRESSES, known_addresses, receive_addresses
 from trionode.net.inventory import RollingSet
 from trionode.net.peers import SAVE_DEBOUNCE, PeerTable
 from trionode.net.transport import Transport
@@ -24,10 +24,12 @@ from trionode.net.wakeup import Wakeup
 from trionode.wire import messages as m
 from trionode.wire.addresses import parse_address
 from trionode.wire.errors import (
+    BAD_PROOF,
     BANNED,
     DISCONNECT,
     DUPLICATE_CONNECTION,
     MISBEHAVIOUR,
+    PROTOCOL_ERROR,
     SHUTDOWN,
     TOO_MANY_PEERS,
     UNSUPPORTED_VERSION,
@@ -42,10 +44,17 @@ if TYPE_CHECKING:
 
 # A dial that has not connected by then counts as failed.
 DIAL_TIMEOUT: Final = 10.0
-# Connections still in their handshake: bounds what a flood of half-open sockets costs.
-MAX_HANDSHAKING: Final = 64
+# Inbound connections still in their handshake: bounds what a flood of half-open sockets
+# costs. Outbound ones are bounded by the dial limit instead, so such a flood never stops
+# the node from dialling (an eclipse attack).
+MAX_INBOUND_HANDSHAKING: Final = 64
 # Rewrite peers.json at least this often while connected, so last_seen stays roughly current.
 SAVE_EVERY: Final = 60.0
+# Handshake failures after which redialling that address is pointless (another network, a
+# peer breaking the protocol or failing its proof, a ban either way): the address is
+# forgotten, unless configured (then only backed off). Our own ProtocolErrors add
+# ":<code>" to the reason.
+NEVER_REDIAL: Final = frozenset({WRONG_NETWORK, UNSUPPORTED_VERSION, BAD_PROOF, BANNED, PROTOCOL_ERROR})
 
 
 @dataclass
@@ -95,9 +104,13 @@ class PeerManager:
         self.heartbeat_message = heartbeat
         self.log = log
         self.table = PeerTable(data_dir / "peers.json" if data_dir else None)
-        self.bans = BanList(data_dir / "bans.json" if data_dir else None, ban_time)
+        self.bans = BanList(data_dir / "bans.json" if data_dir else None, ban_time, log)
         self.connections: dict[str, Connection] = {}
         self.handshaking: set[Connection] = set()
+        # TCP connects in progress, address -> host; then they are outbound handshakes.
+        self.dialling: dict[str, str] = {}
+        # Address budgets of the peers that tell us addresses, by source key (discovery).
+        self.address_budgets: dict[str, TokenBucket] = {}
         self.dial_wakeup = Wakeup()
         self.our_addresses: set[str] = set()
         # Challenges of our own Hellos that came back to our listener: a peer's Error
@@ -115,7 +128,7 @@ class PeerManager:
 
     def load(self) -> None:
         now = self.wall()
-        for warning in self.table.load() + self.bans.load(now):
+        for warning in self.table.load(now) + self.bans.load(now):
             self.log.warning("state_file_unreadable", detail=warning)
         for record in self.table.records.values():
             if record.address:
@@ -134,6 +147,21 @@ class PeerManager:
     @property
     def inbound_count(self) -> int:
         return sum(1 for c in self.connections.values() if not c.outbound)
+
+    @property
+    def outbound_pending(self) -> int:
+        """Outbound connections on their way: TCP connects and handshakes in progress."""
+        return len(self.dialling) + sum(1 for c in self.handshaking if c.outbound)
+
+    def hosts_in_flight(self) -> set[str]:
+        """Hosts we are dialling or shaking hands with (outbound) right now."""
+        hosts = set(self.dialling.values())
+        hosts.update(c.remote_host for c in self.handshaking if c.outbound)
+        return hosts
+
+    def banned_until(self, address: str, node_id: str | None) -> float | None:
+        """The end of a ban on ``address``'s peer: its IP, or on loopback its node id if known."""
+        return self.bans.banned_until(ban_key(host_of(address), node_id), self.wall())
 
     def established(self) -> list[Connection]:
         return [c for c in self.connections.values() if not c.closing]
@@ -159,7 +187,7 @@ class PeerManager:
         elif until is not None:
             conn.close("banned", m.Error(code=BANNED, reason=f"banned until {until:.0f}"))
         elif (
-            len(self.handshaking) >= MAX_HANDSHAKING
+            sum(1 for c in self.handshaking if not c.outbound) >= MAX_INBOUND_HANDSHAKING
             or self.inbound_count >= self.limits.max_inbound
             or len(self.connections) >= self.limits.max_peers
         ):
@@ -201,32 +229,51 @@ class PeerManager:
             raise OSError(f"no answer from {address} within {DIAL_TIMEOUT:.0f} s")
         conn = self._connection(stream, address, outbound=True, dialed=address)
         assert self.nursery is not None
+        # Counted as handshaking from now on, before its task runs: the dialer's limits
+        # never lose sight of it between the connect and the handshake.
+        self.handshaking.add(conn)
         self.nursery.start_soon(self._run, conn)
         return conn
 
     async def connect(self, address: str) -> str:
-        """The control verb: dial now, wait for the handshake, return the peer's node id."""
+        """The control verb: dial now, wait for the handshake, return the peer's node id.
+
+        Only an address whose handshake succeeds is kept, as a ``cli`` candidate redialled
+        while disconnected (until a restart); a failed ``connect`` leaves nothing to redial.
+        """
         try:
-            parse_address(address, allow_zone=True)
+            host, _ = parse_address(address, allow_zone=True)
         except ValueError as exc:
             raise ConnectError(f"bad address {address!r}: {exc}") from None
-        self.candidates.add(address, "cli")
         cand = self.candidates.by_address.get(address)
         if cand is not None:
+            cand.held = False  # `connect` lifts a `disconnect`
             cand.dialling = True
+        self.dialling[address] = host
         try:
             conn = await self.dial(address)
         except OSError as exc:
             self.candidates.failed(address, trio.current_time())
             raise ConnectError(f"cannot reach {address}: {exc.strerror or exc}") from None
+        finally:
+            self.dialling.pop(address, None)
         with trio.move_on_after(DIAL_TIMEOUT + 1):
             await conn.ready.wait()
-        if conn.peer_id is not None and conn.established:
-            return conn.peer_id
+        peer = conn.peer_id
+        if peer is not None and conn.established:
+            self._keep_cli(address, peer, conn)
+            return peer
         reason = conn.close_reason or "handshake_timeout"
-        if reason == "duplicate_connection" and conn.peer_id in self.connections:
-            return conn.peer_id
+        if reason == "duplicate_connection" and peer is not None and peer in self.connections:
+            self._keep_cli(address, peer, conn)
+            return peer
         raise ConnectError(f"{address}: {describe_reason(reason)}")
+
+    def _keep_cli(self, address: str, peer: str, conn: Connection) -> None:
+        """A ``connect`` reached ``peer``: keep its address for redialling."""
+        self.candidates.add(address, "cli", peer, trio.current_time())
+        if self.connections.get(peer) is conn:
+            self.candidates.connected(address, peer)
 
     async def _run(self, conn: Connection) -> None:
         self.handshaking.add(conn)
@@ -254,21 +301,22 @@ class PeerManager:
             else:
                 self.log.info("handshake_failed", address=conn.remote, reason=reason)
                 if conn.refusal is not None and conn.refusal.peers:
-                    learn(self, conn, list(conn.refusal.peers))
+                    receive_addresses(self, conn, list(conn.refusal.peers))
                 if conn.dialed is not None:
+                    now = trio.current_time()
                     if reason == "self_connection" and conn.our_challenge in self._reflected:
                         # Our own Hello reached our own listener: this address is us.
                         self.our_addresses.add(conn.dialed)
                         self.candidates.forbid(conn.dialed)
-                    elif reason in (WRONG_NETWORK, UNSUPPORTED_VERSION):
-                        # Another network will not become ours by redialling; only a
-                        # configured peer is kept (its handshake_failed lines say why).
-                        self.candidates.drop_unless_configured(conn.dialed, trio.current_time())
+                    elif reason in NEVER_REDIAL or reason.startswith(f"{PROTOCOL_ERROR}:"):
+                        # Redialling will not change that; only a configured peer is kept
+                        # (its handshake_failed lines say why).
+                        self.candidates.drop_unless_configured(conn.dialed, now)
                     elif reason != "duplicate_connection":
-                        self.candidates.failed(conn.dialed, trio.current_time())
-                        self.dial_wakeup.poke()
+                        self.candidates.failed(conn.dialed, now)
                     else:
-                        self.candidates.disconnected(conn.dialed, trio.current_time())
+                        self.candidates.disconnected(conn.dialed, now)
+                    self.dial_wakeup.poke()  # an outbound slot is free again
             self._maybe_all_closed()
 
     def _register(self, conn: Connection) -> bool:
@@ -398,10 +446,11 @@ class PeerManager:
     # ------------------------------------------------------------- loops
 
     async def saver(self) -> NoReturn:
-        """Write peers.json when it changed, at most every few seconds (debounced)."""
+        """Write peers.json when it changed, at most every few seconds (debounced); retry bans.json."""
         while True:
             await trio.sleep(SAVE_DEBOUNCE)
             self.save_if_needed()
+            self.bans.retry_save()  # a bans.json write that failed (disk full) is tried again
 
     def save_if_needed(self, force: bool = False) -> None:
         now = trio.current_time()

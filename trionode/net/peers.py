@@ -4,6 +4,10 @@ A record holds the address the peer *listens* on (from its Hello: its host as we
 its ``listen_port``), never its ephemeral source port, so the table can be redialled after a
 restart. peers.json is rewritten atomically and at most every ``SAVE_DEBOUNCE`` seconds, so a
 busy node does not rewrite it per message; at start every peer is loaded as disconnected.
+
+Stale cleanup counts a peer's time unseen only while this node runs: after a week switched
+off, the table is still worth redialling, and a peer leaves it only once it stays away for
+``peer_timeout`` of our running time.
 """
 
 import json
@@ -45,9 +49,12 @@ class PeerTable:
         self.path = path
         self.records: dict[str, PeerRecord] = {}
         self.dirty = False
+        # When the table was loaded (UNIX seconds): no record counts as unseen before it.
+        self.loaded_at = 0.0
 
-    def load(self) -> list[str]:
+    def load(self, now: float) -> list[str]:
         """Read peers.json, every peer marked disconnected; returns warnings (never raises)."""
+        self.loaded_at = now
         if self.path is None or not self.path.exists():
             return []
         warnings: list[str] = []
@@ -93,8 +100,12 @@ class PeerTable:
         return record
 
     def remove_stale(self, now: float, timeout: float) -> list[PeerRecord]:
-        """The seed's stale cleanup: disconnected peers unseen for ``timeout`` leave the table."""
-        stale = [r for r in self.records.values() if not r.connected and now - r.last_seen > timeout]
+        """The seed's stale cleanup: disconnected peers unseen for ``timeout`` (of this node's
+        running time) leave the table."""
+        since = self.loaded_at
+        stale = [
+            r for r in self.records.values() if not r.connected and now - max(r.last_seen, since) > timeout
+        ]
         for record in stale:
             del self.records[record.node_id]
         if stale:
