@@ -1,13 +1,21 @@
 """Fixtures of the hostile suite, and its report: what was tried, counted as it was sent.
 
 Every bad input a hostile peer sends, every fault injected and every transaction checked
-for loss is counted (``peer.TALLY``); the counts are printed at the end of the run and, with
-``TRIONODE_HOSTILE_REPORT=path.json``, written to that file (docs/adversarial.md quotes it).
+for loss is counted (``peer.TALLY``), and attributed to the test that sent it. The counts are
+printed at the end of the run; with ``TRIONODE_HOSTILE_REPORT=path.json`` the run's report
+(the counts, which tests sent each kind and whether they passed, the run's outcome, command,
+date and duration) is written to that file, which ``python -m tests.hostile.report`` renders
+into docs/adversarial.md.
 """
 
 import json
 import os
+import platform
+import shlex
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +25,76 @@ from tests.hostile.daemons import PARAMS, Node
 from tests.hostile.encoder import Key, Params
 from tests.hostile.expect import Arena, Attacker, chain_of, established, mine_on
 from tests.hostile.peer import TALLY
+
+
+class Run:
+    """The session's record for the report: per test, what it sent and whether it failed."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.before: Counter[str] = Counter()  # the tally when the running test began
+        self.senders: dict[str, list[str]] = {}  # kind -> node ids of the tests that sent it
+        self.failed: set[str] = set()
+        self.outcomes: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()  # by reason
+
+
+RUN = Run()
+
+
+def _ours(nodeid: str) -> bool:
+    return "hostile/" in nodeid
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    RUN.before = TALLY.copy()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not _ours(report.nodeid):
+        return
+    xfail = hasattr(report, "wasxfail")
+    if report.failed:
+        RUN.failed.add(report.nodeid)
+        RUN.outcomes["failed" if report.when == "call" else "error"] += 1
+    elif report.skipped and xfail:
+        RUN.outcomes["xfailed"] += 1
+    elif report.skipped:
+        RUN.outcomes["skipped"] += 1
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        RUN.skipped[reason.removeprefix("Skipped: ")] += 1
+    elif report.when == "call":
+        RUN.outcomes["xpassed" if xfail else "passed"] += 1
+
+
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    """Whatever the tally gained since the test began (its fixtures included) is the test's."""
+    if not _ours(nodeid):
+        return
+    for kind, n in TALLY.items():
+        if n > RUN.before[kind]:
+            RUN.senders.setdefault(kind, []).append(nodeid)
+
+
+def report(config: pytest.Config) -> dict[str, Any]:
+    """The report ``tests/hostile/report.py`` renders."""
+    args = [shlex.quote(arg) for arg in config.invocation_params.args]
+    return {
+        "command": " ".join(["python -m pytest", *args]),
+        "markers": config.option.markexpr,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "seconds": round(time.monotonic() - RUN.started),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "outcomes": dict(sorted(RUN.outcomes.items())),
+        "skipped": dict(sorted(RUN.skipped.items())),
+        "tally": dict(sorted(TALLY.items())),
+        "senders": {
+            kind: {"tests": len(ids), "failed": len(set(ids) & RUN.failed)}
+            for kind, ids in sorted(RUN.senders.items())
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +129,15 @@ def attacker(arena: Arena) -> Iterator[Attacker]:
     peer.close()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if not TALLY:
         return
     terminalreporter.section("hostile suite: what was tried")
     for key in sorted(TALLY):
-        terminalreporter.write_line(f"{key:40} {TALLY[key]:>10,}")
+        terminalreporter.write_line(f"{key:60} {TALLY[key]:>10,}")
     path = os.environ.get("TRIONODE_HOSTILE_REPORT")
     if path:
-        Path(path).write_text(json.dumps(dict(sorted(TALLY.items())), indent=2) + "\n")
-        terminalreporter.write_line(f"written to {path}")
+        Path(path).write_text(json.dumps(report(config), indent=2) + "\n")
+        terminalreporter.write_line(
+            f"written to {path}; render it with python -m tests.hostile.report --from {path}"
+        )

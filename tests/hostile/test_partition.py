@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,18 +40,53 @@ def ip(*args: str, ns: str | None = None) -> None:
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=30)
 
 
+def build(hub: str, names: list[str], prefix: str) -> None:
+    """The hub namespace with two bridges, and one namespace per node wired into ``br0``.
+
+    Every step the test needs, in the order it needs them: creating namespaces, ``ip netns
+    exec`` (which remounts /sys), veth pairs moved between namespaces, bridges, addresses."""
+    ip("netns", "add", hub)
+    for bridge in ("br0", "br1"):
+        ip("link", "add", bridge, "type", "bridge", ns=hub)
+        ip("link", "set", bridge, "up", ns=hub)
+    for i, ns in enumerate(names):
+        ip("netns", "add", ns)
+        inside, outside = f"{prefix}i{i}", f"{prefix}o{i}"
+        ip("link", "add", inside, "type", "veth", "peer", "name", outside)
+        ip("link", "set", inside, "netns", ns)
+        ip("link", "set", outside, "netns", hub)
+        ip("addr", "add", f"10.77.0.{i + 1}/24", "dev", inside, ns=ns)
+        ip("link", "set", inside, "up", ns=ns)
+        ip("link", "set", "lo", "up", ns=ns)
+        ip("link", "set", outside, "master", "br0", "up", ns=hub)
+
+
+def tear_down(hub: str, names: list[str], prefix: str) -> None:
+    """Deleting a namespace deletes its veth ends and bridges; a pair that never left the
+    root namespace (a step refused half way) is deleted by name."""
+    for ns in [*names, hub]:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    for i in range(len(names)):
+        subprocess.run(["ip", "link", "del", f"{prefix}i{i}"], capture_output=True)
+
+
 def netns_unavailable() -> str | None:
-    """Why this machine cannot run the test, or None."""
+    """Why this machine cannot run the test, or None: the whole setup is tried on a small
+    scale (a hub and one node), so a refusal skips the test instead of failing its setup."""
     if shutil.which("ip") is None:
         return "iproute2's ip is not installed (apt-get install iproute2)"
     if os.geteuid() != 0:
         return "creating network namespaces needs root (CI runs as root)"
-    probe = f"{TAG}probe"
+    hub, names, prefix = f"{TAG}ph", [f"{TAG}pn"], f"{TAG}p"
     try:
-        ip("netns", "add", probe)
+        build(hub, names, prefix)
     except subprocess.CalledProcessError as exc:
-        return f"network namespaces are not permitted here: {exc.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        step = " ".join(exc.cmd)
+        return f"network namespaces are not usable here: `{step}` failed: {exc.stderr.strip()}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"network namespaces are not usable here: {exc}"
+    finally:
+        tear_down(hub, names, prefix)
     return None
 
 
@@ -62,24 +98,10 @@ def namespaces() -> Iterator[list[str]]:
     hub = f"{TAG}hub"
     names = [f"{TAG}n{i}" for i in range(5)]
     try:
-        ip("netns", "add", hub)
-        for bridge in ("br0", "br1"):
-            ip("link", "add", bridge, "type", "bridge", ns=hub)
-            ip("link", "set", bridge, "up", ns=hub)
-        for i, ns in enumerate(names):
-            ip("netns", "add", ns)
-            inside, outside = f"{TAG}i{i}", f"{TAG}o{i}"
-            ip("link", "add", inside, "type", "veth", "peer", "name", outside)
-            ip("link", "set", inside, "netns", ns)
-            ip("link", "set", outside, "netns", hub)
-            ip("addr", "add", f"10.77.0.{i + 1}/24", "dev", inside, ns=ns)
-            ip("link", "set", inside, "up", ns=ns)
-            ip("link", "set", "lo", "up", ns=ns)
-            ip("link", "set", outside, "master", "br0", "up", ns=hub)
+        build(hub, names, TAG)
         yield names
     finally:
-        for ns in [*names, hub]:  # deleting a namespace deletes its veth ends and bridges
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        tear_down(hub, names, TAG)
 
 
 def move(indices: tuple[int, ...], bridge: str) -> None:
@@ -205,3 +227,20 @@ def test_a_long_partition_heals_after_the_redial_backoff(
 ) -> None:
     """A minute apart: failed redials back off towards 60 s before the heal."""
     run_partition(namespaces, spawn, rounds=12, hold=5.0)
+
+
+def test_a_refused_setup_step_skips_the_test_with_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Namespaces may be allowed and a later step refused (a container without bridges, or
+    where ``ip netns exec`` cannot remount /sys): the probe must say so, not pass."""
+    fake = tmp_path / "ip"
+    fake.write_text(
+        '#!/bin/sh\ncase "$*" in *"type bridge"*) echo "RTNETLINK answers: Operation not permitted" >&2; '
+        "exit 2;; esac\nexit 0\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    reason = netns_unavailable()
+    assert reason is not None and "type bridge" in reason and "Operation not permitted" in reason, reason

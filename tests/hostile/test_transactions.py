@@ -19,6 +19,7 @@ from tests.hostile.expect import (
     mine_on,
     misbehaviour,
     not_relayed,
+    protocol_violation,
     relayed,
     still_connected,
 )
@@ -98,6 +99,35 @@ def test_transactions_no_honest_node_sends_cost_20_points(
     not_relayed(arena.observer, txid(tx))
     assert node.snapshot() == before
     assert misbehaviour(node, attacker.peer) == 20
+
+
+# (case, a well-signed transaction's field replaced, protocol error field): protocol.md 10's
+# "malformed". A transaction is decoded with its message, so on the wire it is a protocol
+# error (section 6: 34 points and the connection closed), never a tx_rejected.
+MALFORMED = [
+    ("a 63-byte signature", 5, b"\x01" * 63, "payload.tx.signature"),
+    ("a str signature", 5, "00" * 64, "payload.tx.signature"),
+    ("a 31-byte sender key", 0, b"\x02" * 31, "payload.tx.sender"),
+    ("a 19-byte recipient", 1, b"\x03" * 19, "payload.tx.recipient"),
+    ("an amount above the money supply", 2, 2**63, "payload.tx.amount"),
+    ("a negative nonce", 3, -1, "payload.tx.nonce"),
+    ("a str timestamp", 4, "now", "payload.tx.timestamp"),
+]
+
+
+@pytest.mark.parametrize(("case", "index", "value", "field"), MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_a_malformed_transaction_is_a_protocol_error(
+    arena: Arena, attacker: Attacker, case: str, index: int, value: Any, field: str
+) -> None:
+    node, network = arena.node, attacker.view.params.network
+    tx = transaction(attacker.key, network, os.urandom(20), COIN, 0)
+    tx[index] = value
+    before = node.snapshot()
+    attacker.peer.send("NewTransaction", {"tx": tx}, bad=f"tx: malformed, {case}")
+    protocol_violation(node, attacker.peer, "bad_field", field)
+    assert not node.matching("tx_rejected", txid=txid(tx).hex())
+    not_relayed(arena.observer, txid(tx))
+    assert node.snapshot() == before
 
 
 def test_replays_and_mempool_double_spends_are_refused_at_no_cost(arena: Arena, attacker: Attacker) -> None:

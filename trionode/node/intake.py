@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 # Rejections that prove the sender sent something no honest node would (not races such as
 # a transaction confirmed meanwhile): they cost misbehaviour points.
-PENALISED_TX: Final = frozenset({"bad_signature", "bad_amount", "unexpected_coinbase", "malformed"})
+# (A malformed transaction from a peer never gets here: decoding it is a protocol error.)
+PENALISED_TX: Final = frozenset({"bad_signature", "bad_amount", "unexpected_coinbase"})
 # Refusals that may not hold later (the missing nonce arrives by another path, coins confirm,
 # the pool drains, time passes): such a transaction is not remembered as processed, so the
 # next copy of it is judged again instead of being ignored for good.
