@@ -8,7 +8,10 @@ tests/sim/test_sweep.py).
 
 Prints each failing seed with its violations as it finishes, then the figures: wall time,
 CPU time, seeds per minute, simulated seconds per wall second of one scenario (the ratio of
-issue #9), and the failing seeds; the last line is the same as one JSON object. With
+issue #9), and the failing seeds; the last line is the same as one JSON object. Mempools are
+checked strictly (a transaction pending somewhere is pending everywhere); with
+``--relaxed-mempools`` absences a node may have by documented policy are excused, counted,
+and any excuse fails the sweep too (none was seen in hundreds of seeds: one is news). With
 ``--budget`` it stops starting new seeds after that many wall seconds and extrapolates the
 wall time of the full sweep from the rate so far. Rerun a failing seed with
 ``trionode sim --seed S --nodes 20 --events 40`` for its timeline.
@@ -38,11 +41,24 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--budget", type=float, default=0.0, help="stop starting seeds after this many wall s")
     p.add_argument("--quick", action="store_true", help="10 seeds of 20 nodes (benchmarks/run_all)")
+    p.add_argument(
+        "--relaxed-mempools",
+        action="store_true",
+        help="excuse mempool absences by documented policy (counted; any fails the sweep)",
+    )
     args = p.parse_args()
     if args.quick:
         args.seeds = 10
 
-    specs = [Spec(seed=args.start + i, nodes=args.nodes, events=args.events) for i in range(args.seeds)]
+    specs = [
+        Spec(
+            seed=args.start + i,
+            nodes=args.nodes,
+            events=args.events,
+            strict_mempools=not args.relaxed_mempools,
+        )
+        for i in range(args.seeds)
+    ]
     started = time.perf_counter()
     done: list[Outcome] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -96,7 +112,9 @@ def main() -> int:
         "blocks_mined": sum(o.stats.get("blocks_mined", 0) for o in done),
         "excused_absences": sum(o.stats.get("excused_absences", 0) for o in done),
         "tie_breaks": sum(o.stats.get("tie_breaks", 0) for o in done),
+        "crashes_called_off": sum(o.stats.get("crashes_called_off", 0) for o in done),
     }
+    excused = figures["excused_absences"]
     print(
         f"{len(done)} of {args.seeds} seeds ({args.nodes} nodes, {args.events} events, {args.jobs} jobs) "
         f"in {wall:.0f} s wall, {cpu_total:.0f} s CPU"
@@ -109,8 +127,11 @@ def main() -> int:
         f"({figures['sim_s_per_cpu_s_median']} per CPU s)"
     )
     print(f"failed: {failed or 'none'}")
+    if args.relaxed_mempools:
+        # Strict is the default because sweeps excused nothing: an excuse now is news.
+        print(f"mempool absences excused: {excused}" + (" (each one fails the sweep)" if excused else ""))
     print(json.dumps(figures))
-    return 1 if failed else 0
+    return 1 if failed or excused else 0
 
 
 if __name__ == "__main__":

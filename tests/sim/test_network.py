@@ -36,6 +36,50 @@ async def test_dial_refused_and_blackholed(autojump_clock: trio.testing.MockCloc
     assert scope.cancelled_caught  # no answer at all: the dialler's timeout decides
 
 
+async def test_faults_compose_and_heal_one_at_a_time(autojump_clock: trio.testing.MockClock) -> None:
+    net = SimNetwork(1, slow_links)
+    a, b, c = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+    split = net.partition({a}, {b, c})
+    cut = net.cut(b, c)
+    also = net.partition({a, b}, {c})  # a-c is blocked by two faults now
+    assert all(net.is_blocked(x, y) for x, y in ((a, b), (a, c), (b, c)))
+    net.heal(split)
+    assert not net.is_blocked(a, b)
+    assert net.is_blocked(a, c) and net.is_blocked(b, c)  # still held by the others
+    net.heal(also)
+    assert not net.is_blocked(a, c) and net.is_blocked(b, c)
+    net.heal(cut)
+    assert not net.blocked and not net.faults
+    net.partition({a}, {b})
+    net.cut(a, c)
+    net.heal()
+    assert not net.blocked and not net.faults
+
+
+async def test_a_link_stays_blackholed_until_its_last_fault_heals(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = SimNetwork(1, slow_links)
+    done = trio.Event()
+
+    async def echo(stream: trio.abc.Stream, remote: str) -> None:
+        await stream.send_all(await stream.receive_some())
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        net.listeners["10.0.0.2:5001"] = (echo, nursery)
+        stream = await net.transport("10.0.0.1").dial("10.0.0.2", 5001)
+        first = net.partition({"10.0.0.1"}, {"10.0.0.2"})
+        second = net.cut("10.0.0.1", "10.0.0.2")
+        await stream.send_all(b"ping")
+        net.heal(first)
+        with trio.move_on_after(60):
+            await done.wait()
+        assert not done.is_set()  # the cut still holds the bytes
+        net.heal(second)
+        assert await stream.receive_some() == b"ping"
+
+
 async def test_partition_is_silent_until_heartbeats_time_out_then_heal_reconnects(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -13,15 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 import trionode.sim.scenario as scenario
 from trionode.chain.mempool import Mempool
 from trionode.chain.store import Store
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import Chain
+from trionode.net.manager import PeerManager
+from trionode.node.app import Node
+from trionode.node.chain_owner import ChainOwner
 from trionode.node.dispatch import Dispatcher
 from trionode.sim.plan import Spec, make_plan
 from trionode.sim.scenario import run_scenario
+from trionode.wire.errors import BAD_FIELD, ProtocolError
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL: dict[str, Any] = {"nodes": 6, "events": 30}
@@ -83,6 +88,25 @@ def test_a_forgetful_mempool_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     assert any("lost" in v for v in found), found
 
 
+def test_a_lost_transaction_hidden_by_a_reused_nonce_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every node forgets the second transaction ever sent (accepted and logged, never kept).
+    Its wallet's next send takes the same nonce from the node's view; once that one confirms,
+    the lost one looks like the loser of a double spend, unless the check knows the sending
+    node had held it and never dropped it."""
+    original = Mempool._insert
+    sent: list[bytes] = []
+
+    def forget_the_second(self: Mempool, tx: Transaction) -> None:
+        if tx.txid not in sent:
+            sent.append(tx.txid)
+        if sent.index(tx.txid) != 1:
+            original(self, tx)
+
+    monkeypatch.setattr(Mempool, "_insert", forget_the_second)
+    found = violations(Spec(seed=1, **SMALL, partitions=False, crashes=False))
+    assert any(f"tx {sent[1].hex()[:8]} lost on" in v for v in found), found
+
+
 def first_seed_with(kind: str, **spec: Any) -> Spec:
     for seed in range(1, 100):
         candidate = Spec(seed=seed, **SMALL, **spec)
@@ -129,6 +153,100 @@ def test_an_error_from_peer_input_is_caught(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(Dispatcher, "on_message", fragile)
     found = violations(Spec(seed=2, **SMALL, partitions=False, crashes=False))
     assert any("logged an error" in v for v in found), found
+
+
+def test_a_commit_one_step_late_is_caught_by_a_crash_in_mid_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain owner commits one scheduler step after it applied a batch (and answered):
+    harmless unless the node dies in between, which only a crash landing in the middle of
+    the node's work (not at an idle moment) can show."""
+    original_run = ChainOwner.run
+
+    async def late_commits(self: ChainOwner, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        chain = self._chain
+        commit = chain.commit
+
+        async def soon() -> None:
+            await trio.lowlevel.checkpoint()
+            commit()
+
+        async with trio.open_nursery() as nursery:
+
+            def later() -> None:
+                try:
+                    nursery.start_soon(soon)
+                except RuntimeError:  # the node is closing: its last commit is synchronous
+                    commit()
+
+            monkeypatch.setattr(chain, "commit", later)
+            await original_run(self, task_status=task_status)
+
+    monkeypatch.setattr(ChainOwner, "run", late_commits)
+    for seed in range(1, 30):
+        spec = Spec(seed=seed, **SMALL, partitions=False)
+        if sum(e.kind == "crash" for e in make_plan(spec).events) < 2:
+            continue
+        found = violations(spec)
+        if any("restarted" in v for v in found):
+            return
+    raise AssertionError("commits one step late went unnoticed by every crash")
+
+
+def test_a_leaked_connection_task_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task started for each connection that never ends: the root cancel would end it
+    without a word, so the check looks at the live task tree once the network is quiet."""
+    original = PeerManager._register
+
+    async def leaked() -> None:
+        await trio.sleep_forever()
+
+    def register(self: PeerManager, conn: Any) -> bool:
+        ok = original(self, conn)
+        if ok and self.nursery is not None:
+            self.nursery.start_soon(leaked)
+        return ok
+
+    monkeypatch.setattr(PeerManager, "_register", register)
+    found = violations(Spec(seed=3, **SMALL, partitions=False, crashes=False))
+    assert any(
+        "task leaked (end of schedule)" in v and "leaked in the connections' nursery" in v for v in found
+    ), found
+
+
+def test_a_task_left_running_at_shutdown_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task started as the node stops that nothing ends but the root cancel."""
+    original = Node._shutdown
+
+    async def lingering() -> None:
+        await trio.sleep_forever()
+
+    async def shutdown(self: Node) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(lingering)
+        await original(self)
+
+    monkeypatch.setattr(Node, "_shutdown", shutdown)
+    found = violations(Spec(seed=3, **SMALL, partitions=False, crashes=False))
+    left = [v for v in found if "task left at the root cancel of its stop" in v and "lingering" in v]
+    assert len(left) == SMALL["nodes"], found
+
+
+def test_misbehaviour_below_the_ban_threshold_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that once takes an honest peer's message for a protocol violation: 34 points,
+    no ban, no error log; the simulation still counts it (the log line, and the points)."""
+    original = Dispatcher.on_message
+    raised: list[bool] = []
+
+    async def strict(self: Dispatcher, conn: Any, env: Any) -> None:
+        if type(env.message).__name__ == "PeerDiscovery" and not raised:
+            raised.append(True)
+            raise ProtocolError(BAD_FIELD, "peers", "judged wrongly")
+        await original(self, conn, env)
+
+    monkeypatch.setattr(Dispatcher, "on_message", strict)
+    found = violations(Spec(seed=2, **SMALL, partitions=False, crashes=False))
+    assert not any("peer_banned" in v for v in found), found
+    assert any("protocol_violation" in v for v in found), found
+    assert any("misbehaviour points" in v for v in found), found
 
 
 @pytest.fixture(autouse=True)

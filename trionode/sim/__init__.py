@@ -10,21 +10,22 @@ Modules, in the order data flows:
 - ``link``: one simulated TCP connection (two ``trio.abc.Stream`` ends) with latency, jitter,
   bandwidth, loss modelled as retransmission delay, flow control, blackholing, FIN and reset.
 - ``network``: hosts that listen and dial by "host:port" (each node's ``Transport``); links
-  drawn per host pair from the seed; partition and heal any groups, cut one pair, crash and
-  restart a host.
+  drawn per host pair from the seed; partition any groups and cut one pair, faults that
+  compose, heal one fault or all, crash and restart a host.
 - ``plan``: the scenario from its seed (``Spec`` -> ``Plan``): topology, link profiles, and
   the schedule (mining, transactions from wallets, partitions, cuts, heals, crashes and
   restarts, slow hosts).
 - ``scenario``: runs a plan, in this order: ``lifecycle`` starts the nodes on real data dirs
-  (tmpfs when there is one) and crashes and restarts them; ``events`` plays the schedule;
+  (tmpfs when there is one) and crashes (mid-work) and restarts them; ``events`` plays the schedule;
   ``settling`` heals, restarts, waits for quiescence, breaks equal-work ties and drains the
   mempools into blocks; then the checks, a graceful stop of every node and a reopening of
   every store. ``record`` keeps what the run saw, ``result`` is what it hands back and
   ``watchdog`` bounds its real time.
 - ``invariants``: the checks (one tip, the most-work valid chain, supply = rewards issued,
-  no transaction lost or applied twice, mempools in agreement, stores valid on disk).
+  no transaction lost or applied twice, mempools in agreement, no misbehaviour points between
+  honest nodes, stores valid on disk); ``tasks``: no task leaked, on each node's live task tree.
 - ``timeline``: what happened, one line per event, in simulated time.
-- ``determinism``: pins trio's scheduler to the seed; counts live tasks.
+- ``determinism``: pins trio's scheduler to the seed.
 - ``cli``: ``trionode sim`` and sweeps over seeds (``--runs``, ``--jobs``).
 
 What makes a run repeatable: trio's scheduler order is pinned (``determinism``); time is
@@ -37,11 +38,12 @@ over sets of strings or objects in the node. ``tests/sim/test_scenario.py`` runs
 two processes with different ``PYTHONHASHSEED`` values and compares their output byte for
 byte.
 
-A crash is ``Node.crash()`` at the event's time plus a seeded number of scheduler passes (a
-random checkpoint of whatever is going on): every task is cancelled, every connection reset,
-and the graceful flush (peers.json, bans, the store's final commit) is skipped; the node
-restarts later on the same data dir and must come back with exactly the tip and mempool it
-had committed. The chain owner commits synchronously after each batch, so a crash at a
-checkpoint cannot tear a SQLite transaction; tearing by ``kill -9`` mid-write is what
-``tests/chain/test_crash.py`` covers with real processes.
+A crash is ``Node.crash()`` just before a step of one of the node's own tasks, a seeded number
+of its steps after the event's time or after its next block event (``lifecycle``): it lands
+in the middle of the node's work, never while it idles. Every task is cancelled at its next
+checkpoint, every connection reset, and the graceful flush (peers.json, bans, the store's
+final commit) is skipped; the node restarts later on the same data dir and must come back
+with exactly the tip and mempool it had when it died. The chain owner commits synchronously
+after each batch, so a crash at a checkpoint cannot tear a SQLite transaction; tearing by
+``kill -9`` mid-write is what ``tests/chain/test_crash.py`` covers with real processes.
 """

@@ -1,4 +1,4 @@
-"""Making one trio run repeatable: the scheduler's order and the task count.
+"""Making one trio run repeatable: the scheduler's order.
 
 trio runs the tasks that became runnable together in a deliberately varied order: each batch
 is reversed with probability 1/2, drawn from a module-level ``random.Random`` in
@@ -19,7 +19,6 @@ addresses in a way that changes what the node does.
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 import trio
 from trio._core import _run as trio_run
@@ -42,21 +41,3 @@ def deterministic_scheduling(seed: int) -> Iterator[None]:
     finally:
         setattr(trio_run, flag, old_flag)
         trio_run._r.setstate(old_state)
-
-
-class TaskCounter(trio.abc.Instrument):
-    """Tracks live tasks, to show that a stopped node leaves none behind."""
-
-    def __init__(self) -> None:
-        self.live: dict[int, Any] = {}
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.live[id(task)] = task
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.live.pop(id(task), None)
-
-    def leftovers(self, prefix: str, exclude: str) -> list[str]:
-        """Names of live tasks whose function lives under ``prefix`` (not ``exclude``)."""
-        names = sorted(t.name for t in self.live.values())
-        return [n for n in names if n.startswith(prefix) and not n.startswith(exclude)]

@@ -1,5 +1,9 @@
 """What must hold once a simulated network has settled. Each check returns violations (text).
 
+- ``check_reuses``: a wallet takes its nonce from the sending node's view, so a transaction
+  the node had accepted and then silently lost shows as a send that reuses its nonce there;
+  unless the node logged dropping it (``tx_dropped``), that is a lost transaction, and the
+  pair is no double spend (``masked``: the checks below skip the lost one).
 - ``check_mempools`` (before the final drain): a transaction accepted anywhere is confirmed, or
   pending in every node's mempool, unless it lost a double spend (its sender signed two
   transactions with one nonce, on two sides of a partition: which one wins is a race), or
@@ -10,12 +14,14 @@
 - ``check_transactions`` (after the drain): no transaction is confirmed twice, and none is
   lost: every accepted transaction is confirmed, or was outbid by a double spend, or can no
   longer apply (its funds or nonce went to the winner of a double spend).
+- ``check_penalties``: no node holds misbehaviour points or a ban against another (every node
+  is honest: a penalty below the ban threshold is logged by no event of its own).
 - ``check_data_dir`` (after the nodes stopped): the store reopens at the agreed tip and passes
   ``audit.validate_store``.
 """
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from trionode.chain.audit import validate_store
@@ -50,12 +56,31 @@ def _double_spenders(txs: Sequence[Transaction]) -> set[bytes]:
     return {sender for (sender, _), count in uses.items() if count > 1}
 
 
+def unexplained_reuses(
+    reuses: Sequence[tuple[str, bytes, bytes]], dropped_at: Mapping[bytes, set[str]]
+) -> list[tuple[str, bytes, bytes]]:
+    """The nonce reuses (node, earlier txid, new txid) whose node never logged dropping the
+    earlier transaction: it lost it."""
+    return [(who, old, new) for who, old, new in reuses if who not in dropped_at.get(old, set())]
+
+
+def check_reuses(
+    unexplained: Sequence[tuple[str, bytes, bytes]], created: Mapping[bytes, Transaction]
+) -> list[str]:
+    return [
+        f"tx {short(old)} lost on {who}: accepted there, then neither pending, confirmed nor "
+        f"dropped when its wallet signed tx {short(new)} with the same nonce {created[old].nonce}"
+        for who, old, new in unexplained
+    ]
+
+
 def check_mempools(
     nodes: Sequence[Node],
     created: Mapping[bytes, Transaction],
     accepted: Mapping[bytes, float],
     names: Mapping[str, str],
     turned_away: Mapping[bytes, set[str]] | None,
+    masked: Collection[bytes] = (),
 ) -> tuple[list[str], list[str]]:
     """Violations, and the absences excused by documented policy (as notes).
 
@@ -70,14 +95,15 @@ def check_mempools(
       so nothing can bring it (relay reaches every connected peer, and the mempool offer
       every newly connected one, so a peer that holds it and is connected is no excuse).
 
-    ``turned_away=None`` (strict) excuses nothing.
+    ``turned_away=None`` (strict) excuses nothing. ``masked``: lost transactions that
+    ``check_reuses`` reports (not double spends).
     """
     chain = nodes[0].chain
     confirmed = confirmed_counts(chain)
     unknown = [short(t) for t in accepted if t not in created]
     if unknown:
         return [f"transactions accepted that nobody sent: {unknown}"], []
-    txs = [created[t] for t in _by_acceptance(accepted)]
+    txs = [created[t] for t in _by_acceptance(accepted) if t not in masked]
     racing = _double_spenders(txs)
     candidates = [tx for tx in txs if tx.txid not in confirmed and tx.sender not in racing]
     by_id = {n.node_id: n for n in nodes}
@@ -150,7 +176,10 @@ def check_chains(
 
 
 def check_transactions(
-    node: Node, created: Mapping[bytes, Transaction], accepted: Mapping[bytes, float]
+    node: Node,
+    created: Mapping[bytes, Transaction],
+    accepted: Mapping[bytes, float],
+    masked: Collection[bytes] = (),
 ) -> list[str]:
     chain = node.chain
     confirmed = confirmed_counts(chain)
@@ -160,8 +189,8 @@ def check_transactions(
     open_txs = []
     for txid in _by_acceptance(accepted):
         tx = created.get(txid)
-        if tx is None or txid in confirmed:
-            continue
+        if tx is None or txid in confirmed or txid in masked:
+            continue  # (a masked one is reported by check_reuses)
         if tx.nonce < chain.ledger.nonce(tx.sender_address):
             if (tx.sender, tx.nonce) not in by_slot:
                 problems.append(f"tx {short(txid)}: its nonce {tx.nonce} was used, but by no confirmed tx")
@@ -172,6 +201,24 @@ def check_transactions(
         for tx in still_applicable(chain.ledger, open_txs)
     ]
     return problems
+
+
+def check_penalties(nodes: Sequence[Node], names: Mapping[str, str], hosts: Mapping[str, str]) -> list[str]:
+    """Misbehaviour points and bans held by any node (``hosts``: host -> node name)."""
+    problems = []
+    for node in nodes:
+        who = names.get(node.node_id, node.node_id)
+        bans = node.manager.bans
+        for key, score in sorted(bans.scores.items()):
+            problems.append(f"{who} gave {_peer(key, hosts)} {score} misbehaviour points")
+        for key, ban in sorted(bans.bans.items()):
+            problems.append(f"{who} bans {_peer(key, hosts)} ({ban.reason})")
+    return problems
+
+
+def _peer(key: str, hosts: Mapping[str, str]) -> str:
+    kind, _, value = key.partition(":")
+    return hosts.get(value, key) if kind == "ip" else key
 
 
 def still_applicable(ledger: Ledger, txs: Sequence[Transaction]) -> list[Transaction]:

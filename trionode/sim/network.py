@@ -2,9 +2,12 @@
 
 Each node gets a ``SimTransport`` (the node's ``Transport``). The network draws every link's
 latency, bandwidth and loss from the seed and the pair of hosts (so a link's character does
-not depend on the order things happened in), and can partition and heal any set of hosts,
-cut the link between two hosts, and take a host down (``crash``: its connections reset, its
-listener disappears, dials to it are refused) and back up.
+not depend on the order things happened in), and can partition any set of hosts, cut the link
+between two hosts, heal one such fault or all of them, and take a host down (``crash``: its
+connections reset, its listener disappears, dials to it are refused) and back up.
+
+Faults compose: each partition or cut is a named set of blocked host pairs, a pair is blocked
+while any fault names it, and healing one fault unblocks only the pairs no other fault holds.
 
 A blocked pair is a blackhole, not a refusal: bytes wait (see ``link``), and a dial across it
 hangs until the heal or until the dialler gives up (the node's own dial timeout).
@@ -37,7 +40,9 @@ class SimNetwork:
         self._profiles: dict[frozenset[str], LinkProfile] = {}
         self.listeners: dict[str, tuple[Handler, trio.Nursery]] = {}
         self.links: list[Link] = []
-        self.blocked: set[frozenset[str]] = set()
+        self.faults: dict[str, set[frozenset[str]]] = {}  # name -> the host pairs it blocks
+        self.blocked: set[frozenset[str]] = set()  # the union of the faults' pairs
+        self._faults_made = 0
         self.down: set[str] = set()
         self.slow: dict[str, float] = {}  # host -> extra one-way latency of all its links
         self._next_port: dict[str, int] = {}
@@ -65,37 +70,50 @@ class SimNetwork:
     def is_blocked(self, a: str, b: str) -> bool:
         return frozenset((a, b)) in self.blocked
 
-    def partition(self, *groups: Iterable[str]) -> None:
-        """Blackhole every pair of hosts in different groups (hosts in no group keep theirs)."""
+    def partition(self, *groups: Iterable[str], fault: str | None = None) -> str:
+        """Blackhole every pair of hosts in different groups (hosts in no group keep theirs),
+        on top of the faults already in place; returns the fault's name, for ``heal``."""
         sets = [sorted(set(g)) for g in groups]
+        pairs = set()
         for i, left in enumerate(sets):
             for right in sets[i + 1 :]:
                 for x in left:
                     for y in right:
                         if x != y:
-                            self.blocked.add(frozenset((x, y)))
-        self._apply_blocks()
+                            pairs.add(frozenset((x, y)))
+        return self._add_fault(pairs, fault)
 
-    def cut(self, a: str, b: str) -> None:
-        """Blackhole the pair ``a``-``b`` only, until ``heal``."""
-        self.blocked.add(frozenset((a, b)))
-        self._apply_blocks()
+    def cut(self, a: str, b: str, fault: str | None = None) -> str:
+        """Blackhole the pair ``a``-``b`` only, until this fault or every fault is healed."""
+        return self._add_fault({frozenset((a, b))}, fault)
 
-    def heal(self) -> None:
-        """Every blocked pair works again; held bytes arrive after a retransmission timeout."""
-        self.blocked.clear()
+    def heal(self, fault: str | None = None) -> None:
+        """End one fault (``fault``), or all of them (None): the pairs no other fault blocks
+        work again, and their held bytes arrive after a retransmission timeout."""
+        if fault is None:
+            self.faults.clear()
+        else:
+            self.faults.pop(fault, None)
+        self.blocked = set().union(*self.faults.values())
         now = trio.current_time()
         for link in self.links:
-            link.unblock(now)
+            if link.hosts not in self.blocked:
+                link.unblock(now)
         self._unblocked.set()
         self._unblocked = trio.Event()
 
-    def _apply_blocks(self) -> None:
+    def _add_fault(self, pairs: set[frozenset[str]], fault: str | None) -> str:
+        if fault is None:
+            self._faults_made += 1
+            fault = f"fault-{self._faults_made}"
+        self.faults[fault] = self.faults.get(fault, set()) | pairs
+        self.blocked |= pairs
         now = trio.current_time()
         self._prune()
         for link in self.links:
             if link.hosts in self.blocked:
                 link.block(now)
+        return fault
 
     def crash(self, host: str) -> None:
         """The host is gone: its connections reset now, dials to it are refused."""

@@ -90,7 +90,8 @@ class Settler:
         for host in list(self.net.slow):
             self.net.set_slow(host, 0.0)
         for sn in self.fleet.nodes:
-            if not sn.running:
+            self.fleet.disarm(sn)  # the schedule is over: so are its crashes
+            if self.fleet.down(sn):
                 await self.fleet.restart(sn)
         self.timeline.add("sim", f"{what}: links healed, waiting for convergence")
         start = trio.current_time()
@@ -124,18 +125,21 @@ class Settler:
         )
         return False
 
-    async def drain(self) -> None:
+    async def drain(self) -> bool:
+        """Mine until no mempool holds a transaction; True if that took blocks and the network
+        settled on them (False: nothing to drain, or a violation)."""
         nodes = self.fleet.nodes
-        for _ in range(MAX_DRAIN):
+        for mined in range(MAX_DRAIN):
             busy = [sn for sn in nodes if sn.node is not None and sn.node.owner.snapshot.pending]
             if not busy:
-                return
+                return mined > 0
             sn = busy[0]
             assert sn.node is not None
             self.timeline.add(sn.name, f"drain: mine {sn.node.owner.snapshot.pending} pending")
             self.stats["drain_blocks"] += 1
             await sn.node.miner.mine_one(self.keys[0].address)
             if not await self.settle("drain"):
-                return
+                return False
         left = {sn.name: sn.node.owner.snapshot.pending for sn in nodes if sn.node is not None}
         self.record.violation(f"mempools not empty after {MAX_DRAIN} drain blocks: {left}")
+        return False
