@@ -290,11 +290,11 @@ class Node:
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until ``stop()`` (or a signal); returns after a clean shutdown."""
         config = self.config
-        self.manager.load()
-        for host, port in config.peers:
-            self.manager.add_seed(format_hostport(host, port))
-        mining_address = self.mining_address
-        try:
+        try:  # from here on, _close() releases the data dir lock whatever fails
+            self.manager.load()
+            for host, port in config.peers:
+                self.manager.add_seed(format_hostport(host, port))
+            mining_address = self.mining_address
             async with trio.open_nursery() as root:
                 self._nursery = root
                 await root.start(self.owner.run)
