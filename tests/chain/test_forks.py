@@ -1,9 +1,15 @@
 """Fork choice: most work wins, ties keep the first seen, reorgs move transactions, and a
 branch with an invalid block never becomes the main chain."""
 
+from pathlib import Path
+
+import pytest
+
 from trionode.chain.audit import replay
 from trionode.chain.block import Block
-from trionode.chain.store import STATUS_INVALID, STATUS_VALID
+from trionode.chain.errors import ValidationError
+from trionode.chain.store import STATUS_INVALID, STATUS_VALID, Store
+from trionode.chain.transaction import Transaction
 from trionode.chain.tree import MAX_SIDE_BLOCKS, MAX_SIDE_BYTES, Chain, Reorg
 
 from helpers import EASY, NOW, add, address, branch, build_block, extend, main_txids, pay
@@ -215,11 +221,11 @@ def test_dropped_lists_what_a_reorg_invalidates(funded: Chain) -> None:
     s2 = build_block(EASY, s1.header, miner=address(6))
     add(funded, s1)
     result = add(funded, s2)
-    # Each with the rule it breaks now (the log's ``tx_dropped`` reason).
-    assert {(tx.txid, reason) for tx, reason in result.dropped} == {
-        (gift.txid, "nonce_used"),
-        (spend.txid, "insufficient_balance"),
-    }
+    # Each with the rule it breaks now (the log's ``tx_dropped`` reason): ``spend`` is held (a
+    # block may fund it again), ``gift`` is gone for good (its nonce is used on the chain).
+    assert [(tx.txid, reason) for tx, reason in result.dropped] == [(spend.txid, "insufficient_balance")]
+    assert [(tx.txid, reason) for tx, reason in result.forgotten] == [(gift.txid, "nonce_used")]
+    assert spend.txid in funded.held and gift.txid not in funded.held
     assert len(funded.mempool) == 0
     assert_consistent(funded)
 
@@ -334,3 +340,89 @@ def test_a_reorg_with_a_full_pool_keeps_the_returned_transactions(funded: Chain)
     assert result.status == "connected" and result.readmitted == [newer[2], newer[3]]
     assert set(funded.mempool.txs) == {newer[2].txid, newer[3].txid}
     assert_consistent(funded)
+
+
+# ----------------------------------------------------------------------------- returned transactions
+
+
+def _lone_branch(chain: Chain, txs: list[Transaction], per_block: int) -> list[Block]:
+    """Connect blocks on the tip carrying ``txs``, ``per_block`` at a time (a lone miner's)."""
+    blocks = []
+    for i in range(0, len(txs), per_block):
+        block = build_block(EASY, chain.tip.header, txs[i : i + per_block])
+        assert add(chain, block).status == "connected"
+        blocks.append(block)
+    return blocks
+
+
+def test_a_reorg_returns_more_than_the_cap_and_a_crash_loses_none(db_path: Path) -> None:
+    """A lone miner confirmed 150 transactions of one sender; the heavier chain has none of
+    them. All 150 are pending after the reorganisation (the per-sender cap is for new ones),
+    and still after a kill -9 right after it (reopened without a clean close)."""
+    chain = Chain(EASY, Store(db_path))
+    extend(chain, 1, address(1))
+    chain.commit()
+    fork = chain.tip.header
+    lone = [pay(1, 3, 1, n) for n in range(150)]
+    _lone_branch(chain, lone, 50)
+    newer = pay(1, 3, 1, 150)  # pending on top of the lone branch: it stays, after them
+    chain.add_transaction(newer, NOW)
+    chain.commit()
+    results = [add(chain, b) for b in branch(EASY, fork, 4)]
+    assert results[-1].reorgs and results[-1].reorgs[0].depth == 3
+    assert all(r.dropped == [] and r.forgotten == [] for r in results)
+    everything = {tx.txid for tx in (*lone, newer)}
+    assert set(chain.mempool.txs) == everything
+    # Over the cap because of them: a new transaction of the sender is refused, not held.
+    over = pay(1, 4, 1, 151)
+    with pytest.raises(ValidationError) as refused:
+        chain.add_transaction(over, NOW)
+    assert refused.value.reason == "too_many_pending" and over.txid not in chain.held
+    # Peers apply the cap too: only the first 100 are relayed for now.
+    assert {tx.nonce for tx in chain.mempool.relayable()} == set(range(100))
+    chain.commit()  # the chain owner commits the reorganisation before anything else happens
+
+    again = Chain(EASY, Store(db_path))  # the first store was never closed: a kill -9
+    assert set(again.mempool.txs) == everything
+    assert [tx.nonce for tx in again.mempool.select(10**7, 1000)] == list(range(151))
+    # A block confirms the first 50: the next 50 become relayable (peers can take them now).
+    result = add(again, build_block(EASY, again.tip.header, lone[:50]))
+    assert result.status == "connected"
+    assert sorted(tx.nonce for tx in result.relay) == list(range(100, 150))
+    assert set(again.mempool.txs) == everything - {tx.txid for tx in lone[:50]}
+    assert_consistent(again)
+
+
+def test_every_transaction_a_reorg_leaves_out_is_reported_with_a_reason(funded: Chain) -> None:
+    """A pool of 4 and room to hold 2 aside: of 8 returned transactions, 4 stay pending, 2
+    are held (``dropped``) and 2 are forgotten (``forgotten``), each with its reason."""
+    funded.mempool.max_txs = 4
+    funded.held.max_kept = 2
+    fork = funded.tip.header
+    returned = [pay(1, 3, COIN, n) for n in range(8)]
+    _lone_branch(funded, returned, 4)
+    results = [add(funded, b) for b in branch(EASY, fork, 3)]
+    result = results[-1]
+    assert result.reorgs
+    assert set(funded.mempool.txs) == {tx.txid for tx in returned[:4]}
+    assert result.dropped == [(returned[5], "mempool_full"), (returned[4], "mempool_full")]
+    assert result.forgotten == [(returned[7], "mempool_full"), (returned[6], "mempool_full")]
+    assert all(tx.txid in funded.held for tx, _ in result.dropped)
+    assert not any(tx.txid in funded.held for tx, _ in result.forgotten)
+    # The held ones come back when a block makes room, in nonce order.
+    result = add(funded, build_block(EASY, funded.tip.header, returned[:4]))
+    assert result.readmitted == [returned[4], returned[5]] and result.relay == result.readmitted
+    assert_consistent(funded)
+
+
+def test_a_held_transaction_whose_nonce_is_used_is_reported_forgotten(funded: Chain) -> None:
+    funded.mempool.max_txs = 3
+    mine_first = [pay(1, 3, COIN, n) for n in range(3)]
+    for tx in mine_first:
+        funded.add_transaction(tx, NOW)
+    assert funded.add_transaction(pay(2, 3, COIN, 0), NOW).evicted == [mine_first[2]]
+    rival = pay(1, 4, COIN, 2)  # sender 1's nonce 2, confirmed instead of the held one
+    result = add(funded, build_block(EASY, funded.tip.header, [*mine_first[:2], rival]))
+    assert result.status == "connected"
+    assert result.forgotten == [(mine_first[2], "nonce_used")] and result.dropped == []
+    assert mine_first[2].txid not in funded.held

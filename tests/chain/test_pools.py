@@ -93,7 +93,8 @@ def test_mempool_is_revalidated_after_a_tip_change(funded: Chain) -> None:
     rival = pay(1, 4, 2 * COIN, 0)
     result = add(funded, mine(funded, txs=[rival]))
     assert result.status == "connected"
-    assert [(tx.txid, reason) for tx, reason in result.dropped] == [(pending.txid, "nonce_used")]
+    assert [(tx.txid, reason) for tx, reason in result.forgotten] == [(pending.txid, "nonce_used")]
+    assert result.dropped == []  # (its nonce is used on the chain: not held, gone for good)
     assert pending.txid not in funded.mempool
     assert keep.txid in funded.mempool
     assert funded.mempool.next_nonce(address(1), funded.ledger) == 1

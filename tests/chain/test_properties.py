@@ -313,9 +313,9 @@ def test_random_forks_and_reorgs(data: st.DataObject) -> None:
             # Funded senders: a transaction only becomes invalid when a conflicting one (same
             # sender and nonce) is confirmed or pending instead.
             taken = slots(chain)
-            for tx, reason in result.dropped:
+            for tx, reason in [*result.dropped, *result.forgotten]:
                 assert reason == "nonce_used" and (tx.sender, tx.nonce) in taken, (tx, reason)
-            dropped += len(result.dropped)
+            dropped += len(result.dropped) + len(result.forgotten)
             if node.tainted:
                 assert result.status != "connected"
                 assert not chain.on_main(node.block.block_hash)

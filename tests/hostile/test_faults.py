@@ -46,7 +46,8 @@ MOMENTS: Final = ("random", "after_reorg", "during_sync")
 AMOUNT: Final = COIN // 10_000
 # Refusals for lack of room in the pool (protocol.md 10, "The mempool"): not a fault of the
 # transaction; while miners are down a wallet outpaces them, so it waits for blocks and goes on.
-NO_ROOM: Final = ("too_many_pending", "mempool_full")
+# What `send` says for each (trionode/control/verbs.py _explain): the pool has no room now.
+NO_ROOM: Final = ("transactions pending;", "the mempool is full")
 NO_ROOM_WAIT: Final = 0.2
 # Blocks a lone miner mines before it rejoins: a branch of its own that some node must drop.
 ALONE_BLOCKS: Final = 2

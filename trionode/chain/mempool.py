@@ -15,12 +15,20 @@ confirmed balance. There are no fees to rank by, so room is shared by sender:
   ``MAX_MEMPOOL_TXS / MAX_PENDING_PER_SENDER`` funded senders, and even then every sender
   with fewer pending gets in.
 
-``rebuild`` (after a tip change) applies the same rule to what does not fit: transactions of
-disconnected blocks come first in arrival order and have a sender's lowest nonces, so a
-sender's newer pending transactions go before them.
+The cap is an admission rule for new transactions. ``rebuild`` (after a tip change) does not
+apply it: transactions of disconnected blocks were confirmed once and are older than anything
+pending, so they all come back, with the sender's lowest nonces, ahead of its newer pending
+ones. Only the total bound applies, by the same eviction rule (the heaviest sender's newest
+go first). A sender left over the cap this way gets ``too_many_pending`` for new transactions
+until blocks bring it back under, and only its first ``MAX_PENDING_PER_SENDER`` pending are
+relayed (``relayable``): peers apply the cap too; the others follow as blocks confirm those.
+
+``Held`` keeps what left the pool, or was refused for a reason that may not last, to be
+offered to it again (``tree.Chain`` decides when).
 """
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Final
 
@@ -37,6 +45,11 @@ MAX_MEMPOOL_TXS: Final = 5_000
 MAX_PENDING_PER_SENDER: Final = 100
 # The reason a transaction leaves the pool (or is refused) for lack of room.
 FULL: Final = "mempool_full"
+# Held aside (``Held``), of each kind: a full pool's worth. Those that were pending or confirmed
+# once are persisted with the pool, so a reorganisation that returns up to two pools' worth
+# loses nothing, crash or not; what a bigger one brings back beyond that is forgotten (and
+# logged). Those refused on arrival were never accepted and live in memory only.
+MAX_HELD: Final = MAX_MEMPOOL_TXS
 
 
 class Mempool:
@@ -65,10 +78,31 @@ class Mempool:
     def pending_count(self, address: bytes) -> int:
         return len(self._by_sender.get(address, ()))
 
-    def check(self, tx: Transaction, ledger: Ledger, now_ms: int, *, room: bool = True) -> None:
+    def within_cap(self, tx: Transaction) -> bool:
+        """Whether pending ``tx`` is among its sender's first ``max_per_sender`` (by nonce)."""
+        pending = self._by_sender[tx.sender_address]
+        return tx.nonce - pending[0].nonce < self.max_per_sender
+
+    def beyond_cap(self) -> set[bytes]:
+        """Pending transactions past their sender's first ``max_per_sender``: not relayed yet."""
+        return {
+            tx.txid
+            for pending in self._by_sender.values()
+            if len(pending) > self.max_per_sender
+            for tx in pending[self.max_per_sender :]
+        }
+
+    def relayable(self) -> list[Transaction]:
+        """The pending transactions a peer applying the same cap can take, in arrival order."""
+        return [tx for tx in self.txs.values() if self.within_cap(tx)]
+
+    def check(
+        self, tx: Transaction, ledger: Ledger, now_ms: int, *, room: bool = True, cap: bool = True
+    ) -> None:
         """Raise ``ValidationError`` unless ``tx`` can join the pool (signature checked elsewhere).
 
-        ``room=False`` skips the full-pool rule (``rebuild`` trims afterwards instead).
+        ``room=False`` skips the full-pool rule (``rebuild`` trims afterwards instead);
+        ``cap=False`` the per-sender cap (for transactions that were confirmed once).
         """
         if tx.txid in self.txs:
             raise ValidationError("duplicate", "already pending")
@@ -86,16 +120,16 @@ class Mempool:
                 "insufficient_balance", "amount exceeds confirmed balance less pending spends"
             )
         count = self.pending_count(sender)
-        if count >= self.max_per_sender:
+        if cap and count >= self.max_per_sender:
             raise ValidationError("too_many_pending", f"{count} pending from this sender")
         if room and len(self.txs) >= self.max_txs:
             victim = self._heaviest(exclude=sender)
             if victim is None or self.pending_count(victim) <= count + 1:
                 raise ValidationError(FULL, f"{self.max_txs} transactions pending")
 
-    def add(self, tx: Transaction, ledger: Ledger, now_ms: int) -> list[Transaction]:
+    def add(self, tx: Transaction, ledger: Ledger, now_ms: int, *, cap: bool = True) -> list[Transaction]:
         """Add ``tx`` or raise ``ValidationError``; returns what it evicted (empty unless full)."""
-        self.check(tx, ledger, now_ms)
+        self.check(tx, ledger, now_ms, cap=cap)
         self._insert(tx)
         evicted: list[Transaction] = []
         if len(self.txs) > self.max_txs:
@@ -154,9 +188,10 @@ class Mempool:
         """Revalidate after a tip change; ``returned`` are transactions of disconnected blocks.
 
         Returned transactions come first (they are older), then the current pool in arrival
-        order; within the candidates each sender's transactions are tried in nonce order. What
-        does not fit is evicted by the pool's rule (reason ``mempool_full``). Returns every
-        transaction that did not stay, with the reason code.
+        order; within the candidates each sender's transactions are tried in nonce order. All
+        were accepted once, so the per-sender cap does not apply; what does not fit is evicted
+        by the pool's rule (reason ``mempool_full``). Returns every transaction that did not
+        stay, with the reason code.
         """
         candidates: dict[bytes, Transaction] = {}
         for tx in returned:
@@ -175,7 +210,7 @@ class Mempool:
         dropped: list[tuple[Transaction, str]] = []
         for tx in sorted(candidates.values(), key=lambda t: (t.nonce, order[t.txid])):
             try:
-                self.check(tx, ledger, now_ms, room=False)
+                self.check(tx, ledger, now_ms, room=False, cap=False)
             except ValidationError as exc:
                 dropped.append((tx, exc.reason))
                 continue
@@ -199,3 +234,74 @@ class Mempool:
         """Drop transactions (confirmed ones); call ``rebuild`` afterwards to fix the indexes."""
         for txid in txids:
             self.txs.pop(txid, None)
+
+
+class Held:
+    """Transactions set aside to be offered to the pool again, oldest first, in two kinds.
+
+    ``kept``: they were pending or confirmed once (evicted for room, returned by a
+    reorganisation that did not fit, or made invalid by a tip change that a later one may
+    undo); ``tree.Chain`` persists them with the pool. ``refused``: refused on arrival for a
+    reason that may not last (a nonce gap, a balance too low); never accepted, memory only.
+    Each kind is bounded; past its bound the oldest is forgotten.
+    """
+
+    def __init__(self, max_kept: int = MAX_HELD, max_refused: int = MAX_HELD) -> None:
+        self.max_kept = max_kept
+        self.max_refused = max_refused
+        self.kept: OrderedDict[bytes, tuple[bytes, Transaction]] = OrderedDict()  # txid -> (sender, tx)
+        self.refused: OrderedDict[bytes, tuple[bytes, Transaction]] = OrderedDict()
+        self._slots: dict[tuple[bytes, int], dict[bytes, None]] = {}  # (sender, nonce) -> txids
+        self.kept_changes = 0  # bumped whenever ``kept`` changes: when to persist it again
+
+    def __contains__(self, txid: object) -> bool:
+        return txid in self.kept or txid in self.refused
+
+    def __len__(self) -> int:
+        return len(self.kept) + len(self.refused)
+
+    def hold(self, tx: Transaction, *, kept: bool) -> list[Transaction]:
+        """Set ``tx`` aside (a kept one stays kept); returns the kept ones forgotten for room."""
+        kept = kept or tx.txid in self.kept
+        self.discard(tx.txid)
+        sender = tx.sender_address
+        table, limit = (self.kept, self.max_kept) if kept else (self.refused, self.max_refused)
+        table[tx.txid] = (sender, tx)
+        self._slots.setdefault((sender, tx.nonce), {})[tx.txid] = None
+        if kept:
+            self.kept_changes += 1
+        forgotten: list[Transaction] = []
+        while len(table) > limit:
+            _, oldest = table.popitem(last=False)
+            self._unslot(*oldest)
+            if kept:
+                forgotten.append(oldest[1])
+        return forgotten
+
+    def discard(self, txid: bytes) -> None:
+        for table in (self.kept, self.refused):
+            entry = table.pop(txid, None)
+            if entry is not None:
+                self._unslot(*entry)
+                if table is self.kept:
+                    self.kept_changes += 1
+
+    def _unslot(self, sender: bytes, tx: Transaction) -> None:
+        slot = self._slots[(sender, tx.nonce)]
+        del slot[tx.txid]
+        if not slot:
+            del self._slots[(sender, tx.nonce)]
+
+    def for_nonce(self, sender: bytes, nonce: int) -> tuple[Transaction, bool] | None:
+        """A held transaction of ``sender`` with ``nonce`` (the first held), and if it is kept."""
+        slot = self._slots.get((sender, nonce))
+        if not slot:
+            return None
+        txid = next(iter(slot))
+        return self.kept[txid][1] if txid in self.kept else self.refused[txid][1], txid in self.kept
+
+    def entries(self) -> list[tuple[bytes, Transaction, bool]]:
+        """Every held transaction as (sender, tx, kept)."""
+        return [(s, tx, True) for s, tx in self.kept.values()] + [
+            (s, tx, False) for s, tx in self.refused.values()
+        ]

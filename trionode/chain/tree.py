@@ -3,9 +3,9 @@
 Fork choice is by cumulative work; on a tie the block seen first stays (we only switch to
 strictly more work). Side branches are kept so a later block can make them win; switching
 disconnects main-chain blocks back to the fork (exact ledger undo), connects the branch, and
-returns the disconnected transactions to the mempool when they are still valid. A branch
-block that breaks a state rule is marked invalid with all its descendants, and the best
-remaining chain is activated instead.
+returns the disconnected transactions to the mempool when they are still valid (whatever the
+per-sender cap, mempool.py). A branch block that breaks a state rule is marked invalid with all
+its descendants, and the best remaining chain is activated instead.
 
 Side branches are bounded (protocol.md 10). A side block is kept in memory only until its
 branch has more work than the tip; then it is stored, in the same commit as the tip that needs
@@ -20,6 +20,12 @@ A forgotten block is unknown again (``knows`` says no), so it is fetched again i
 There is no maximum reorganisation depth: it would split the network for good between nodes
 that saw a deep branch in time and nodes that did not.
 
+Transactions that leave the pool are held aside (``mempool.Held``) and offered again at later
+tip changes, unless they can never confirm: their nonce is used on the main chain. The pool
+and the held transactions that were accepted once are persisted together (``commit``), so a
+crash loses none of them. Every transaction that leaves the pool is reported with a reason,
+in ``dropped`` (held) or ``forgotten`` (gone for good: its nonce used, or no room to hold it).
+
 Pure and synchronous: the node's chain owner task is the only caller.
 """
 
@@ -33,7 +39,7 @@ from trionode.chain.block import HEADER_BYTES, HEADER_VERSION, Block, BlockHeade
 from trionode.chain.errors import ValidationError
 from trionode.chain.ledger import Ledger
 from trionode.chain.locator import build_locator
-from trionode.chain.mempool import FULL, MAX_MEMPOOL_TXS, Mempool
+from trionode.chain.mempool import FULL, Held, Mempool
 from trionode.chain.merkle import merkle_root
 from trionode.chain.orphans import OrphanPool
 from trionode.chain.params import MAX_BLOCK_TX_BYTES, MEDIAN_TIME_SPAN, RETARGET_CLAMP, ChainParams
@@ -60,12 +66,9 @@ BLOCK_CACHE_SIZE: Final = 1024
 MAX_INVALID_REMEMBERED: Final = 10_000
 # Leave room in a template for the coinbase and header.
 TEMPLATE_MAX_TXS: Final = 5_000
-# Transactions held aside to be tried again (bounded, oldest forgotten first): those a tip
-# change made invalid (a reorganisation lands block by block, and a later block can make them
-# valid again), those evicted for room, and those refused for a reason that a later event may
-# lift (HELD_REASONS). A full pool's worth: a reorganisation that returns more than fits loses
-# nothing it returned, unless more than a pool's worth was left out (the senders send again).
-MAX_DROPPED_KEPT: Final = MAX_MEMPOOL_TXS
+# The store's meta key listing the held transactions among its mempool rows (``commit``):
+# 32-byte txids, oldest first. The rows not listed are the pool.
+HELD_META: Final = "mempool_held"
 # A nonce gap closes when the missing transaction arrives (often by another path); a balance
 # too low rises when a block confirms coins for the sender. (``too_many_pending`` and
 # ``mempool_full`` are refusals: the sender sends again later.)
@@ -117,10 +120,16 @@ class BlockResult:
     rejected: list[tuple[bytes, ValidationError]] = field(default_factory=list)
     missing: bytes | None = None  # for an orphan: the ancestor to ask for
     # Transactions that left the mempool (or, returned from disconnected blocks, did not get
-    # in), with the reason code: a rule they break now, or ``mempool_full`` (held to be tried
-    # again, like every dropped one).
+    # in), with the reason code: a rule they break now, or ``mempool_full``; held aside (and
+    # persisted) to be tried again after later tip changes.
     dropped: list[tuple[Transaction, str]] = field(default_factory=list)
+    # Accepted transactions gone for good, with the reason: ``nonce_used`` (another transaction
+    # with their nonce is on the main chain) or ``mempool_full`` (no room left to hold them).
+    forgotten: list[tuple[Transaction, str]] = field(default_factory=list)
     readmitted: list[Transaction] = field(default_factory=list)  # dropped earlier, valid again
+    # Pending transactions peers can take now (within the per-sender cap): readmitted ones, and
+    # those a reorganisation returned past the cap that confirmations have brought under it.
+    relay: list[Transaction] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -129,6 +138,7 @@ class Admission:
 
     readmitted: list[Transaction] = field(default_factory=list)  # held ones it made valid
     evicted: list[Transaction] = field(default_factory=list)  # pending ones that made room (held)
+    forgotten: list[Transaction] = field(default_factory=list)  # held ones pushed out (no room)
 
 
 class Chain:
@@ -146,9 +156,9 @@ class Chain:
         self._cache: OrderedDict[bytes, Block] = OrderedDict()
         self._seq = 0
         self._mempool_seq = 0
-        self._persisted_mempool: set[bytes] = set()
-        # Held transactions by txid, with their sender's address (computed once).
-        self._dropped: OrderedDict[bytes, tuple[bytes, Transaction]] = OrderedDict()
+        self._persisted_mempool: set[bytes] = set()  # txids of the store's mempool rows
+        self.held = Held()
+        self._persisted_held = -1  # ``held.kept_changes`` when the held list was last stored
         # Side blocks never stored (module docstring): body by hash, and their total size.
         self._side: dict[bytes, Block] = {}
         self._side_bytes = 0
@@ -225,9 +235,22 @@ class Chain:
                 raise StoreError(f"{self.store.path}: stored chain fails at {block.height}: {exc}") from exc
         loaded = self.store.mempool_load()
         self._persisted_mempool.update(tx.txid for tx in loaded)
+        listed = self.store.get_meta(HELD_META) or b""
+        held_ids = [listed[i : i + 32] for i in range(0, len(listed), 32)]
+        rows = {tx.txid: tx for tx in loaded}
+        held = set(held_ids)
         # In nonce order, not storage order: a reorg persists a returned transaction after the
-        # pending ones that follow it, which one by one would all fail as ``nonce_gap``.
-        self.mempool.rebuild(self.ledger, loaded, 2**62)
+        # pending ones that follow it, which one by one would all fail as ``nonce_gap``. The
+        # pool and the held list come back as they were committed (nothing is dropped here
+        # unless the rows were damaged; then it is held like any transaction leaving the pool).
+        dropped = self.mempool.rebuild(self.ledger, [tx for tx in loaded if tx.txid not in held], 2**62)
+        for txid in held_ids:
+            if txid in rows:
+                self.held.hold(rows[txid], kept=True)
+        for tx, _ in dropped:
+            self.held.hold(tx, kept=True)
+        if list(self.held.kept) == held_ids:
+            self._persisted_held = self.held.kept_changes  # as stored: nothing to write
         self._mempool_seq = self.store.mempool_next_seq()
         self._sync_mempool_store()
         self.store.commit()
@@ -308,8 +331,9 @@ class Chain:
 
         A validly signed transaction refused for a reason that may not last (HELD_REASONS) is
         held aside and tried again later. Returns the held transactions this one made valid
-        (its sender's next nonces), which joined the mempool too, and the pending ones evicted
-        to make room (held, to be tried again after the next tip change).
+        (its sender's next nonces, within the per-sender cap), which joined the mempool too,
+        the pending ones evicted to make room (held, to be tried again after the next tip
+        change), and the held ones forgotten to make room for those.
         """
         if not signature_checked:
             check_signatures([tx], self.network)
@@ -317,38 +341,37 @@ class Chain:
             evicted = self.mempool.add(tx, self.ledger, now_ms)
         except ValidationError as exc:
             if exc.reason in HELD_REASONS:
-                self._hold(tx)
+                self.held.hold(tx, kept=False)
             raise
-        self._dropped.pop(tx.txid, None)
+        self.held.discard(tx.txid)
         admission = Admission(evicted=evicted)
         sender = tx.sender_address
         while True:
-            wanted = self.mempool.next_nonce(sender, self.ledger)
-            following = next(
-                (
-                    held
-                    for _, held in self._dropped.values()
-                    if held.sender == tx.sender and held.nonce == wanted
-                ),
-                None,
-            )
+            following = self.held.for_nonce(sender, self.mempool.next_nonce(sender, self.ledger))
             if following is None:
                 break
             try:
-                evicted = self.mempool.add(following, self.ledger, now_ms)
+                evicted = self.mempool.add(following[0], self.ledger, now_ms)
             except ValidationError:
                 break  # still held: tried again after the next tip change
-            del self._dropped[following.txid]
-            admission.readmitted.append(following)
+            self.held.discard(following[0].txid)
+            admission.readmitted.append(following[0])
             admission.evicted.extend(evicted)
         for gone in admission.evicted:
-            self._hold(gone)
+            admission.forgotten += self.held.hold(gone, kept=True)
+        admission.evicted = [gone for gone in admission.evicted if gone.txid in self.held]
         return admission
 
-    def _hold(self, tx: Transaction) -> None:
-        self._dropped[tx.txid] = (tx.sender_address, tx)
-        if len(self._dropped) > MAX_DROPPED_KEPT:
-            self._dropped.popitem(last=False)
+    def _set_aside(self, dropped: list[tuple[Transaction, str]], result: BlockResult) -> None:
+        """Hold what left the pool at a tip change, unless its nonce is used on the main chain
+        (it can never confirm); report each in ``dropped`` or ``forgotten``."""
+        for tx, _ in dropped:
+            if tx.nonce < self.ledger.nonce(tx.sender_address):
+                self.held.discard(tx.txid)
+                result.forgotten.append((tx, "nonce_used"))
+                continue
+            result.forgotten += [(gone, FULL) for gone in self.held.hold(tx, kept=True)]
+        result.dropped += [(tx, reason) for tx, reason in dropped if tx.txid in self.held]
 
     # ----------------------------------------------------------------- blocks
 
@@ -633,40 +656,52 @@ class Chain:
             result.connected = [b for b in result.connected if b.block_hash not in gone]
         result.connected.extend(connected)
         confirmed = {tx.txid for block in connected for tx in block.txs}
+        deferred = self.mempool.beyond_cap()  # before ``remove``: it leaves the indexes stale
         self.mempool.remove(confirmed)
         # A returned transaction the new branch confirms again is neither pending nor "dropped".
         returned = [
             tx for block in reversed(disconnected) for tx in block.txs[1:] if tx.txid not in confirmed
         ]
         dropped = self.mempool.rebuild(self.ledger, returned, now_ms)
-        self._retry_dropped(confirmed, now_ms, result)
-        for tx, _ in dropped:
-            self._hold(tx)
-        result.dropped.extend(dropped)
+        readmitted = self._retry_held(confirmed, now_ms, result)
+        self._set_aside(dropped, result)
+        pool = self.mempool.txs
+        for tx in [*readmitted, *(pool[txid] for txid in deferred if txid in pool)]:
+            if tx.txid in pool and self.mempool.within_cap(tx):
+                result.relay.append(tx)
         return None
 
-    def _retry_dropped(self, confirmed: set[bytes], now_ms: int, result: BlockResult) -> None:
-        """Put back in the pool what an earlier tip dropped and this one accepts again."""
-        waiting: list[tuple[bytes, Transaction]] = []
-        for txid, (sender, tx) in list(self._dropped.items()):
-            if txid in confirmed or tx.nonce < self.ledger.nonce(sender):
-                del self._dropped[txid]  # confirmed, or its nonce went to another transaction
+    def _retry_held(self, confirmed: set[bytes], now_ms: int, result: BlockResult) -> list[Transaction]:
+        """Put back in the pool what was held and this tip accepts again; returns those.
+
+        Held ones that were accepted once come back whatever the per-sender cap, like the
+        transactions of disconnected blocks; refused ones obey it, like any new transaction.
+        """
+        waiting: list[tuple[bytes, Transaction, bool]] = []
+        for sender, tx, kept in self.held.entries():
+            if tx.txid in confirmed:
+                self.held.discard(tx.txid)
+            elif tx.nonce < self.ledger.nonce(sender):  # its nonce went to another transaction
+                self.held.discard(tx.txid)
+                if kept:
+                    result.forgotten.append((tx, "nonce_used"))
             else:
-                waiting.append((sender, tx))
+                waiting.append((sender, tx, kept))
         waiting.sort(key=lambda held: held[1].nonce)  # a sender's held ones, in order
         evicted: list[Transaction] = []
-        for sender, tx in waiting:
+        readmitted: list[Transaction] = []
+        for sender, tx, kept in waiting:
             if tx.nonce != self.mempool.next_nonce(sender, self.ledger):
                 continue  # cheap: most held transactions wait for an earlier nonce
             try:
-                evicted += self.mempool.add(tx, self.ledger, now_ms)
+                evicted += self.mempool.add(tx, self.ledger, now_ms, cap=not kept)
             except ValidationError:
                 continue
-            del self._dropped[tx.txid]
-            result.readmitted.append(tx)
-        for tx in evicted:
-            self._hold(tx)
-            result.dropped.append((tx, FULL))
+            self.held.discard(tx.txid)
+            readmitted.append(tx)
+        result.readmitted += readmitted
+        self._set_aside([(tx, FULL) for tx in evicted], result)
+        return readmitted
 
     def _body(self, block_hash: bytes) -> Block:
         block = self.block(block_hash)
@@ -707,7 +742,11 @@ class Chain:
         self.store.commit()
 
     def _sync_mempool_store(self) -> None:
-        current = self.mempool.txs
+        """Store the pool and the held transactions that were accepted once (their txids listed
+        in ``HELD_META``), in the commit that made them so: a crash right after a
+        reorganisation finds every transaction it returned."""
+        current = {txid: tx for txid, (_, tx) in self.held.kept.items()}
+        current.update(self.mempool.txs)
         for txid in self._persisted_mempool - current.keys():
             self.store.mempool_delete(txid)
         for txid, tx in current.items():
@@ -715,6 +754,9 @@ class Chain:
                 self.store.mempool_put(tx, self._mempool_seq)
                 self._mempool_seq += 1
         self._persisted_mempool = set(current)
+        if self._persisted_held != self.held.kept_changes:
+            self.store.set_meta(HELD_META, b"".join(self.held.kept))
+            self._persisted_held = self.held.kept_changes
 
     # ----------------------------------------------------------------- full check
 

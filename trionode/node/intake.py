@@ -12,6 +12,7 @@ import trio
 
 from trionode.chain.block import Block
 from trionode.chain.errors import ValidationError
+from trionode.chain.mempool import FULL
 from trionode.chain.params import ChainParams
 from trionode.chain.transaction import Transaction
 from trionode.chain.tree import Admission, BlockResult, Chain
@@ -148,7 +149,9 @@ class Intake:
                 self.log.info("tx_accepted", txid=txid.hex(), peer=peer)
                 self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), txid, exclude=origin)
                 for gone in admission.evicted:  # held by the chain, tried again later
-                    self.log.info("tx_dropped", txid=gone.txid.hex(), reason="mempool_full")
+                    self.log.info("tx_dropped", txid=gone.txid.hex(), reason=FULL, held=True)
+                for gone in admission.forgotten:  # pushed out of the held ones for room
+                    self.log.info("tx_dropped", txid=gone.txid.hex(), reason=FULL, held=False)
                 for later in admission.readmitted:
                     self.seen_txs.add(later.txid)
                     self.accepted_txs += 1
@@ -208,8 +211,10 @@ class Intake:
 
     async def relay_mempool(self) -> None:
         """After a reorg, offer the pool again: transactions of disconnected blocks are back in
-        it, and peers that only ever saw them in a block must get them as transactions."""
-        txs = await self.owner.call(lambda chain: list(chain.mempool.txs.values()))
+        it, and peers that only ever saw them in a block must get them as transactions. Only
+        what peers can take (a sender's first 100, the cap); the rest follows as blocks confirm
+        those (``BlockResult.relay``)."""
+        txs = await self.owner.call(lambda chain: chain.mempool.relayable())
         for tx in txs:
             self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), tx.txid)
 
@@ -223,7 +228,7 @@ class Intake:
         with trio.move_on_after(OFFER_WAIT):
             while conn.tip != self.owner.snapshot.tip and not conn.closing:  # noqa: ASYNC110 - no event for a heartbeat's tip
                 await trio.sleep(OFFER_POLL)
-        txs = await self.owner.call(lambda chain: list(chain.mempool.txs.values())[:OFFER_MAX])
+        txs = await self.owner.call(lambda chain: chain.mempool.relayable()[:OFFER_MAX])
         for tx in txs:
             if conn.closing:
                 return
@@ -255,10 +260,15 @@ class Intake:
             self.log.info(
                 "block_stored", hash=block.block_hash.hex(), height=block.height, branch="side", peer=peer
             )
+        # Every transaction that left the pool, with why, and whether it is held (stored, tried
+        # again after later tip changes) or gone for good.
         for tx, reason in result.dropped:
-            self.log.info("tx_dropped", txid=tx.txid.hex(), reason=reason)
-        for tx in result.readmitted:  # peers may have dropped it too, or never had it
+            self.log.info("tx_dropped", txid=tx.txid.hex(), reason=reason, held=True)
+        for tx, reason in result.forgotten:
+            self.log.info("tx_dropped", txid=tx.txid.hex(), reason=reason, held=False)
+        for tx in result.readmitted:
             self.log.debug("tx_readmitted", txid=tx.txid.hex())
+        for tx in result.relay:  # peers may have dropped it too, or never had it
             self.manager.broadcast(self.frame(m.NewTransaction(tx=tx)), tx.txid)
         for bad_hash, err in result.rejected:
             self.log.warning(

@@ -100,7 +100,7 @@ class EventPlayer:
                 earlier = record.created.get(txid)  # (one nobody sent is check_mempools' to report)
                 if earlier is None or earlier.sender_address != address or earlier.nonce != nonce:
                     continue
-                if txid not in getattr(chain, "_dropped", ()):  # (dropped: its log line is to come)
+                if txid not in chain.held:  # (dropped: its log line is to come)
                     held.append(txid)
             return chain.mempool.spendable(address, chain.ledger), nonce, held
 
