@@ -3,8 +3,9 @@ a peer, beside the single-core Ed25519 verification rate of this machine (the li
 
     python benchmarks/bench_intake.py [--quick] [--txs N]
 
-A daemon holds a chain where one key is funded. A feeder peer sends N signed transactions
-(consecutive nonces) as fast as the socket takes them; a second peer (the sink) counts the
+A daemon holds a chain where 50 keys are funded. A feeder peer sends N signed transactions
+(round-robin over the keys, consecutive nonces per key: the mempool takes at most 100 pending
+from one sender) as fast as the socket takes them; a second peer (the sink) counts the
 ``NewTransaction`` frames the node relays to it. The rate is N over the time from the first
 frame sent to the last one relayed.
 """
@@ -35,20 +36,29 @@ def verify_rate(n: int = 5_000) -> float:
     return n / (time.perf_counter() - start)
 
 
+# Funded keys of the generated chain (chaingen: one per transaction of a block). The pool
+# holds at most 100 pending transactions per sender, so N transactions need N / 100 senders.
+SENDERS = 50
+
+
+def next_nonces() -> list[int]:
+    """Each key's next nonce after chaingen's block 3: key 0 funded all 50 (nonces 0..49) and
+    every key paid its neighbour once in block 3."""
+    return [SENDERS + 1] + [1] * (SENDERS - 1)
+
+
 async def feed(port: int, network: bytes, count: int) -> float:
-    key = chaingen.key(0)
+    keys_ = [chaingen.key(i) for i in range(SENDERS)]
     sender = await BenchPeer.connect("127.0.0.1", port, network)
     sink = await BenchPeer.connect("127.0.0.1", port, network)
     now = int(time.time() * 1000)
-    base_nonce = 2  # key 0 sent one funding tx per generated key in block 2 (1 key here)
-    frames = [
-        sender.frame(
-            m.NewTransaction(
-                sign_transaction(key, network, chaingen.key(1).address, 1_000, base_nonce + i, now)
-            )
-        )
-        for i in range(count)
-    ]
+    nonces = next_nonces()
+    frames = []
+    for i in range(count):
+        k = i % SENDERS
+        tx = sign_transaction(keys_[k], network, keys_[(k + 1) % SENDERS].address, 1_000, nonces[k], now)
+        nonces[k] += 1
+        frames.append(sender.frame(m.NewTransaction(tx)))
     done = trio.Event()
     received = 0
 
@@ -81,7 +91,7 @@ async def feed(port: int, network: bytes, count: int) -> float:
 def run(count: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         node = Daemon("node", Path(tmp), extra="max_peers = 20")
-        chaingen.copy_to(3, 1, node.data_dir)
+        chaingen.copy_to(3, SENDERS, node.data_dir)
         node.config.write_text(node.config.read_text().replace('level = "info"', 'level = "info"'))
         node.start()
         try:
@@ -99,6 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     count = 1_000 if args.quick else args.txs
+    if count > 100 * SENDERS:
+        parser.error(f"--txs at most {100 * SENDERS}: the pool holds 100 pending per sender")
     limit = median([verify_rate() for _ in range(3)])
     rate = median([run(count) for _ in range(runs)])
     print(f"Ed25519 verify, 1 core: {limit:,.0f}/s")
