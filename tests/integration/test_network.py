@@ -1,8 +1,10 @@
 """Three real daemons on 127.0.0.1: discovery, relay, mining, persistence, shutdown."""
 
+import fcntl
 from pathlib import Path
 
 from tests.integration.daemon import Daemon, cli, cli_json, poll
+from trionode.control.protocol import LOCK_NAME
 
 
 def line_of_three(tmp_path: Path, daemons: list[Daemon]) -> list[Daemon]:
@@ -71,7 +73,11 @@ def test_sigterm_and_stop_exit_cleanly(tmp_path: Path, daemons: list[Daemon]) ->
     b = Daemon("b", tmp_path, peers=(a.address,)).start()
     daemons += [a, b]
     b.wait_for("peer_connected")
-    cli("stop", data_dir=a.data_dir)
+    result = cli("stop", data_dir=a.data_dir)
+    # `stop` returns once the node has let go of its data dir: `stop && run` never finds it busy.
+    assert result.stdout.strip() == "node stopped"
+    with (a.data_dir / LOCK_NAME).open("ab") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still held
     assert a.proc is not None and a.proc.wait(5) == 0
     assert a.matching("node_stopped")
     assert b.stop(timeout=5) == 0

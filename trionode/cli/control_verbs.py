@@ -1,14 +1,17 @@
 """The verbs that are calls to a running node over its control socket (status ... stop)."""
 
 import argparse
+import fcntl
+import time
+from pathlib import Path
 from typing import Final
 
 from trionode.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
 from trionode.cli.formats import coins, emit, fmt_block, fmt_chain, fmt_peers, fmt_status, fmt_tx
 from trionode.cli.payment import payment, send
 from trionode.cli.progress import mining_progress, sync_progress, with_progress
-from trionode.cli.target import node_client, resolve
-from trionode.control.protocol import ControlError
+from trionode.cli.target import node_client, node_data_dir, resolve
+from trionode.control.protocol import LOCK_NAME, ControlError
 from trionode.node.config import parse_hostport
 
 # How the node words a handshake that ended early (trionode.net.manager.describe_reason), and
@@ -23,6 +26,12 @@ _NOT_A_PEER: Final = frozenset(
         "eof_in_handshake",
     }
 )
+
+# A node stops within 5 s (its connections get a bounded drain); more than twice that and
+# `stop` reports it still running rather than wait forever.
+STOP_WAIT: Final = 15.0
+# How often `stop` looks whether the node has let go of its lock.
+STOP_POLL: Final = 0.05
 
 
 def cmd_control(args: argparse.Namespace) -> int:
@@ -106,8 +115,41 @@ def cmd_control(args: argparse.Namespace) -> int:
             )
             return EXIT_OK if result["valid"] else EXIT_FAILURE
         elif verb == "stop":
-            emit(args, client.call("stop"), lambda r: "node stopping")
+            client.call("stop")
+    if verb == "stop":  # after the control connection is closed: the node drains it on the way out
+        stopped = wait_stopped(node_data_dir(args), STOP_WAIT)
+        emit(
+            args,
+            {"stopping": True, "stopped": stopped},
+            lambda r: (
+                "node stopped" if r["stopped"] else f"node stopping (still running after {STOP_WAIT:.0f} s)"
+            ),
+        )
     return EXIT_OK
+
+
+def wait_stopped(data_dir: Path, timeout: float) -> bool:
+    """Whether the node of ``data_dir`` let go of its LOCK within ``timeout`` seconds.
+
+    So that ``trionode stop && trionode run`` does not find the data dir still in use: the node
+    releases the lock as the very last step of its shutdown, after flushing everything.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        handle = open(data_dir / LOCK_NAME, "ab")  # noqa: SIM115 - closed below
+    except OSError:
+        return True  # no lock file: nothing holds it
+    with handle:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(STOP_POLL)
+            else:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                return True
 
 
 def _connect_failure(address: str, exc: ControlError) -> Exception:

@@ -10,6 +10,9 @@ from trionode.wire.codec import pack
 from trionode.wire.framing import encode_frame
 
 SOCKET_NAME: Final = "control.sock"
+# The data dir's lock file, flock-held by the running node and released as the last step of
+# its shutdown: `trionode stop` waits for it, so that `stop && run` finds the data dir free.
+LOCK_NAME: Final = "LOCK"
 
 
 class ControlError(Exception):

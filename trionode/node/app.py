@@ -25,6 +25,7 @@ from trionode.atomic_file import write_atomic
 from trionode.chain.keys import KeyPair
 from trionode.chain.store import Store
 from trionode.chain.tree import Chain
+from trionode.control.protocol import LOCK_NAME, SOCKET_NAME
 from trionode.net.candidates import Candidates
 from trionode.net.connection import Connection
 from trionode.net.dialer import dial_loop
@@ -212,7 +213,7 @@ class Node:
     # ------------------------------------------------------------- data dir lock
 
     def _lock(self) -> None:
-        path = self.data_dir / "LOCK"
+        path = self.data_dir / LOCK_NAME
         handle = open(path, "ab")  # noqa: SIM115 - held for the node's lifetime
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -378,7 +379,7 @@ class Node:
                 self.log.info("node_stopped", height=self.chain.height, tip=self.chain.main[-1].hex())
             if self.env.control:
                 try:
-                    (self.data_dir / "control.sock").unlink(missing_ok=True)
+                    (self.data_dir / SOCKET_NAME).unlink(missing_ok=True)
                 except OSError:
                     pass
             self._unlock()
