@@ -235,3 +235,19 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert bucket.next_token(0.0) == pytest.approx(0.5)
     assert bucket.take(1.0, 5) == 2
     assert bucket.take(1_000.0, 100) == 8
+
+
+def test_a_token_whole_but_for_float_rounding_is_taken_and_its_wait_is_never_zero() -> None:
+    """Refills at these times leave 0.9999999999999998 tokens when the next token is due: the
+    dial loop waited for the missing 2e-16 of it, a wait that rounds to none, and spun forever
+    under a MockClock (simulation seed 4151)."""
+    t = 0.762280082457942
+    bucket = TokenBucket(burst=8, rate=2, now=t)
+    assert bucket.take(t, 8) == 8
+    for step in (0.0006318160053332078, 0.13361615821644043, 0.21646200970223475):
+        t += step
+        assert bucket.take(t) == 0
+    due = bucket.next_token(t)
+    assert due > t
+    assert bucket.take(due) == 1  # the token is whole at the time it was promised
+    assert bucket.next_token(due) > due  # and the next one is strictly later, never "now"

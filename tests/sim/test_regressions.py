@@ -43,6 +43,14 @@ def test_seed_with_full_nodes_holds(seed: int) -> None:
     assert result.ok, result.violations
 
 
+def test_dialer_waiting_for_a_rate_token_never_spins() -> None:
+    """Seed 4151 (20 nodes): a dial token short of whole by float rounding made the dialer wait
+    0 s again and again; simulated time stood still and the run hit its wall budget. (The
+    direct check is in tests/net/test_candidates.py.) A spin fails here within 60 s."""
+    result = run_scenario(Spec(seed=4151, nodes=20), wall_budget=60)
+    assert result.ok, result.violations
+
+
 def test_configured_peer_stays_configured_when_the_table_knew_it_first() -> None:
     candidates = Candidates(random.Random(0))
     candidates.add("10.0.0.11:5001", "table", "ab" * 16)  # manager.load(): peers.json first

@@ -34,6 +34,8 @@ DISCOVERY_INTERVAL: Final = 300.0
 # this caps what a flood of invented addresses can make us do at a few connects a second.
 DIAL_RATE: Final = 2.0
 DIAL_BURST: Final = 8.0
+# The shortest wait for the next dial token: a wait of zero would spin this loop.
+MIN_RATE_WAIT: Final = 0.01
 
 
 async def dial_loop(manager: "PeerManager") -> NoReturn:
@@ -58,7 +60,7 @@ async def dial_loop(manager: "PeerManager") -> NoReturn:
         # times a second. Only the dial rate limit has a known end: the next token.
         timeout = DIAL_TICK if next_due is None or next_due <= now else min(DIAL_TICK, next_due - now)
         if rate_limited:
-            timeout = min(timeout, rate.next_token(now) - now)
+            timeout = min(timeout, max(MIN_RATE_WAIT, rate.next_token(now) - now))
         await manager.dial_wakeup.wait(timeout)
 
 
