@@ -5,6 +5,7 @@ honest inbound peer whose heartbeats must be answered within 2 s.
 
 import os
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -316,3 +317,20 @@ def test_a_peer_that_never_reads_is_dropped_while_others_keep_relaying(site: Sit
 def test_the_node_survived(site: Site) -> None:
     assert site.node.alive and not site.node.matching("peer_task_failed")
     assert site.node.control("validate")["valid"] is True
+
+
+def test_sigterm_exits_within_5_s_while_a_peer_does_not_read(site: Site, big_chain: Funded) -> None:
+    """INTERFACE: a clean shutdown exits 0 within 5 s, even with a writer stuck on a full socket."""
+    node = site.node
+    sloth = node.peer(read=False, rcvbuf=4096)
+    sloth.handshake_unread()
+    for _ in range(8):  # ~16 MB of answers: the node's writer to it blocks on a full socket
+        sloth.send("RequestChain", request_chain([]), bad="load: chain request never read")
+    node.wait_for("peer_connected", peer=sloth.node_id)
+    assert node.proc is not None
+    started = time.monotonic()
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.wait_gone(timeout=10) == 0
+    assert time.monotonic() - started < 5.0
+    assert node.matching("node_stopped")
+    sloth.close()
