@@ -57,6 +57,23 @@ def counting(node: Node) -> CountingTransport:
     return transport
 
 
+class Stranger:
+    """A listener that is not a trionode node: it counts connections, reads the Hello, sends
+    ``answer`` (if any) once, and then reads until the dialler gives up."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        self.answer = answer
+        self.accepted = 0
+
+    async def serve(self, stream: trio.abc.Stream, remote: str) -> None:
+        self.accepted += 1
+        if self.answer is not None:
+            await stream.receive_some(65536)
+            await stream.send_all(self.answer)
+        while await stream.receive_some(65536):
+            pass
+
+
 async def tell_addresses(
     net: SimNetwork, node: Node, host: str, n: int, addresses: list[str]
 ) -> trio.abc.Stream:
@@ -238,16 +255,10 @@ async def test_a_failed_connect_leaves_nothing_to_redial(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     net = SimNetwork()
-    accepted = 0
-
-    async def mute(stream: trio.abc.Stream, remote: str) -> None:
-        nonlocal accepted
-        accepted += 1
-        while await stream.receive_some(65536):  # reads the Hello, never answers
-            pass
+    stranger = Stranger(answer=None)  # reads the Hello, never answers
 
     async with trio.open_nursery() as nursery:
-        net.listeners["10.0.0.7:5001"] = (mute, nursery)
+        net.listeners["10.0.0.7:5001"] = (stranger.serve, nursery)
         a = make_node(net, "10.0.0.1", tmp_path)
         await nursery.start(a.run)
         with pytest.raises(ConnectError, match="no handshake"):
@@ -255,7 +266,7 @@ async def test_a_failed_connect_leaves_nothing_to_redial(
         with pytest.raises(ConnectError, match="cannot reach"):
             await a.manager.connect("10.0.0.8:5001")
         await trio.sleep(600)
-        assert accepted == 1
+        assert stranger.accepted == 1
         assert not a.manager.candidates.by_address
         nursery.cancel_scope.cancel()
 
@@ -284,25 +295,17 @@ async def test_an_address_breaking_the_protocol_in_the_handshake_is_dialled_once
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     net = SimNetwork()
-    accepted = 0
-
-    async def garbage(stream: trio.abc.Stream, remote: str) -> None:
-        nonlocal accepted
-        accepted += 1
-        await stream.receive_some(65536)
-        await stream.send_all(b"\x00\x00\x00\x05hello")
-        while await stream.receive_some(65536):
-            pass
+    stranger = Stranger(answer=b"\x00\x00\x00\x05hello")  # a frame that is not msgpack
 
     async with trio.open_nursery() as nursery:
-        net.listeners["10.0.0.66:5001"] = (garbage, nursery)
+        net.listeners["10.0.0.66:5001"] = (stranger.serve, nursery)
         a = make_node(net, "10.0.0.1", tmp_path)
         await nursery.start(a.run)
         stream = await tell_addresses(net, a, "10.0.0.9", 9, ["10.0.0.66:5001"])
         failed = await events(a).wait_for("handshake_failed", address="10.0.0.66:5001")
         assert failed["reason"].startswith("protocol_error:")
         await trio.sleep(600)
-        assert accepted == 1
+        assert stranger.accepted == 1
         assert "10.0.0.66:5001" not in a.manager.candidates.by_address
         await stream.aclose()
         nursery.cancel_scope.cancel()
