@@ -12,7 +12,6 @@ node), never by sleeping. Nodes run in their own sessions, so the terminal's Ctr
 only this process, which then stops them in order.
 """
 
-import fcntl
 import json
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from trionode.chain.amounts import format_coins, parse_coins
 from trionode.control.client import ControlClient, NodeNotRunning
 from trionode.control.protocol import SOCKET_NAME, ControlError
 from trionode.control.server import socket_path_problem
+from trionode.lock_file import try_lock
 from trionode.wallet import Wallet, WalletError, Wallets
 
 DEFAULT_NODES: Final = 3
@@ -423,13 +423,7 @@ def _running_in(root: Path) -> list[str]:
 def _claim(root: Path) -> IO[bytes] | None:
     """Lock ``root`` for this devnet while the returned file stays open; None if another
     devnet holds it. The nodes do not inherit the lock (Popen closes other descriptors)."""
-    handle = (root / LOCK_FILE).open("ab")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
+    return try_lock(root / LOCK_FILE)
 
 
 def _running_alone(directory: Path, alive: list[str]) -> str:

@@ -153,11 +153,6 @@ def test_a_hello_with_a_bad_field_is_refused(node: Node) -> None:
 # ----------------------------------------------------------------- timing, under MockClock
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def test_silence_ends_in_handshake_timeout_after_10_s(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

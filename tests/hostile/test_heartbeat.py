@@ -20,11 +20,6 @@ from tests.runtime.harness import events, make_node
 from trionode.sim.network import SimNetwork
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def answer_for(peer: TrioPeer, seconds: float) -> None:
     """Read and answer (per ``peer.auto_echo``/``echo_offset``) for ``seconds``."""
     with trio.move_on_after(seconds):

@@ -13,8 +13,8 @@ from trionode.net.candidates import (
     MAX_DISCOVERED_PER_HOST,
     MAX_DISCOVERED_PER_SOURCE,
     Candidates,
-    TokenBucket,
 )
+from trionode.net.ratelimit import TokenBucket
 
 
 class Extreme(random.Random):

@@ -9,8 +9,10 @@ from typing import Any
 
 import trio
 
+from trionode.chain.amounts import COIN
 from trionode.chain.keys import KeyPair
 from trionode.chain.params import ChainParams
+from trionode.chain.transaction import sign_transaction
 from trionode.node.app import Environment, Node
 from trionode.node.config import NodeConfig
 from trionode.node.logging import make_capturing_logger
@@ -160,3 +162,40 @@ async def connected_pair(nursery: trio.Nursery, net: SimNetwork, root: Path) -> 
 def events(node: Node) -> EventSink:
     sink: EventSink = node.events  # type: ignore[attr-defined]
     return sink
+
+
+# ----------------------------------------------------------------------------- lines of nodes
+
+ALICE = KeyPair(bytes(31) + b"\x01")
+BOB = KeyPair(bytes(31) + b"\x02")
+
+
+async def mine(node: Node, key: KeyPair = ALICE, count: int = 1) -> None:
+    for _ in range(count):
+        await node.miner.mine_one(key.address)
+
+
+async def send(node: Node, key: KeyPair, to: bytes, coins: int) -> bytes:
+    nonce = await node.owner.call(lambda c: c.mempool.next_nonce(key.address, c.ledger))
+    tx = sign_transaction(key, PARAMS.network, to, coins * COIN, nonce, int(wall() * 1000))
+    await node.intake.submit_transaction(tx, None)
+    return tx.txid
+
+
+def tips(*nodes: Node) -> set[str]:
+    return {n.owner.snapshot.tip for n in nodes}
+
+
+async def start_line(
+    nursery: trio.Nursery, tmp_path: Path, count: int, **overrides: Any
+) -> tuple[SimNetwork, list[Node]]:
+    net = SimNetwork()
+    nodes = []
+    for i in range(count):
+        peers = (f"10.0.0.{i}:5001",) if i else ()
+        node = make_node(net, f"10.0.0.{i + 1}", tmp_path, peers=peers, discover=False, **overrides)
+        await nursery.start(node.run)
+        nodes.append(node)
+    for i in range(1, count):
+        await events(nodes[i]).wait_for("peer_connected", peer=nodes[i - 1].node_id)
+    return net, nodes

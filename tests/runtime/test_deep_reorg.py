@@ -12,9 +12,8 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import PARAMS, events, make_node, wait_until, wall
-from tests.runtime.test_loops import FakePeer, open_peer
-from tests.runtime.test_relay import ALICE, BOB, start_line, tips
+from tests.runtime.harness import ALICE, BOB, PARAMS, events, make_node, start_line, tips, wait_until, wall
+from tests.runtime.scripted import FakePeer, open_peer
 from trionode.chain.block import Block
 from trionode.chain.locator import branch_locator, build_locator
 from trionode.chain.pow import search, work_for_target
@@ -25,11 +24,6 @@ from trionode.node.sync import FIRST_ROUND
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 from trionode.wire.payloads import MAX_BLOCKS_PER_RESPONSE
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 def extend(chain: Chain, reward_to: bytes, count: int) -> list[Block]:

@@ -22,11 +22,6 @@ from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 class CountingTransport:
     """A node's transport that counts its dials per host, and the most in flight at once."""
 

@@ -21,11 +21,6 @@ from trionode.wire import messages as m
 from trionode.wire.framing import FrameDecoder
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def test_two_nodes_connect_and_measure_rtt(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -1,61 +1,27 @@
 """Relay, sync, reorgs and mining between whole nodes over memory streams (MockClock)."""
 
 from pathlib import Path
-from typing import Any
 
-import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import PARAMS, events, make_node, wait_until, wall
-from tests.runtime.test_loops import build_chain, open_peer
+from tests.runtime.harness import (
+    ALICE,
+    BOB,
+    PARAMS,
+    events,
+    make_node,
+    mine,
+    send,
+    start_line,
+    tips,
+    wait_until,
+)
+from tests.runtime.scripted import build_chain, open_peer
 from trionode.chain.amounts import COIN
-from trionode.chain.keys import KeyPair
-from trionode.chain.transaction import sign_transaction
-from trionode.node.app import Node
 from trionode.node.sync import FIRST_ROUND
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
-ALICE = KeyPair(bytes(31) + b"\x01")
-BOB = KeyPair(bytes(31) + b"\x02")
-
-
-async def mine(node: Node, key: KeyPair = ALICE, count: int = 1) -> None:
-    for _ in range(count):
-        await node.miner.mine_one(key.address)
-
-
-async def send(node: Node, key: KeyPair, to: bytes, coins: int) -> bytes:
-    nonce = await node.owner.call(lambda c: c.mempool.next_nonce(key.address, c.ledger))
-    tx = sign_transaction(key, PARAMS.network, to, coins * COIN, nonce, int(wall() * 1000))
-    await node.intake.submit_transaction(tx, None)
-    return tx.txid
-
-
-def tips(*nodes: Node) -> set[str]:
-    return {n.owner.snapshot.tip for n in nodes}
-
-
-async def start_line(
-    nursery: trio.Nursery, tmp_path: Path, count: int, **overrides: Any
-) -> tuple[SimNetwork, list[Node]]:
-    net = SimNetwork()
-    nodes = []
-    for i in range(count):
-        peers = (f"10.0.0.{i}:5001",) if i else ()
-        node = make_node(net, f"10.0.0.{i + 1}", tmp_path, peers=peers, discover=False, **overrides)
-        await nursery.start(node.run)
-        nodes.append(node)
-    for i in range(1, count):
-        await events(nodes[i]).wait_for("peer_connected", peer=nodes[i - 1].node_id)
-    return net, nodes
 
 
 async def test_tx_and_block_reach_every_node_once(

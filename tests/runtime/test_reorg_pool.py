@@ -15,8 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import PARAMS, events, make_node, wait_until, wall
-from tests.runtime.test_relay import ALICE, BOB, mine, tips
+from tests.runtime.harness import ALICE, BOB, PARAMS, events, make_node, mine, tips, wait_until, wall
 from trionode.chain.errors import ValidationError
 from trionode.chain.mempool import MAX_PENDING_PER_SENDER
 from trionode.chain.transaction import sign_transaction
@@ -28,11 +27,6 @@ A_HOST, B_HOST = "10.0.0.1", "10.0.0.2"
 # Blocks A mines alone, each with this many of Alice's transactions: 150 in all, past the cap.
 LONE_BLOCKS = 3
 PER_BLOCK = 50
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def pay_bob(node: Node) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 import trio
 
 from tests.runtime.harness import EventSink, scripted_identity
-from tests.runtime.test_loops import FakePeer
+from tests.runtime.scripted import FakePeer
 from trionode.chain.amounts import COIN
 from trionode.chain.block import Block
 from trionode.chain.keys import KeyPair

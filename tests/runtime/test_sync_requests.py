@@ -3,22 +3,16 @@ work than they delivered (protocol.md 8.2), under MockClock against scripted pee
 
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 
 from tests.runtime.harness import events, make_node, wait_until
-from tests.runtime.test_loops import open_peer
+from tests.runtime.scripted import open_peer
 from trionode.node.sync import FIRST_ROUND
 from trionode.sim.network import SimNetwork
 from trionode.wire import messages as m
 
 CLAIM = 10**9  # far more work than the node has
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def test_sync_requested_during_a_round_waits_for_a_fresh_round(

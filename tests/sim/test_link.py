@@ -10,11 +10,6 @@ import trio.testing
 from trionode.sim.link import MAX_RETRANSMITS, WINDOW, Link, LinkProfile, SimStream
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def link(profile: LinkProfile | None = None, seed: int = 0) -> Link:
     return Link(1, "10.0.0.1:40000", "10.0.0.2:5001", profile or LinkProfile(), random.Random(seed))
 

@@ -14,11 +14,6 @@ from trionode.sim.network import SimNetwork
 ALICE = KeyPair(bytes(31) + b"\x01")
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def slow_links(a: str, b: str) -> LinkProfile:
     return LinkProfile(latency=0.05, bandwidth=1e6)
 

@@ -1,7 +1,6 @@
 """The verbs that are calls to a running node over its control socket (status ... stop)."""
 
 import argparse
-import fcntl
 import time
 from pathlib import Path
 from typing import Final
@@ -12,6 +11,7 @@ from trionode.cli.payment import payment, send
 from trionode.cli.progress import mining_progress, sync_progress, with_progress
 from trionode.cli.target import node_client, node_data_dir, resolve
 from trionode.control.protocol import LOCK_NAME, ControlError
+from trionode.lock_file import try_lock
 from trionode.node.config import parse_hostport
 
 # How the node words a handshake that ended early (trionode.net.manager.describe_reason), and
@@ -135,21 +135,17 @@ def wait_stopped(data_dir: Path, timeout: float) -> bool:
     releases the lock as the very last step of its shutdown, after flushing everything.
     """
     deadline = time.monotonic() + timeout
-    try:
-        handle = open(data_dir / LOCK_NAME, "ab")  # noqa: SIM115 - closed below
-    except OSError:
-        return True  # no lock file: nothing holds it
-    with handle:
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(STOP_POLL)
-            else:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                return True
+    while True:
+        try:
+            handle = try_lock(data_dir / LOCK_NAME)
+        except OSError:
+            return True  # no data dir to lock: nothing holds it
+        if handle is not None:
+            handle.close()
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(STOP_POLL)
 
 
 def _connect_failure(address: str, exc: ControlError) -> Exception:

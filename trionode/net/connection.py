@@ -16,6 +16,7 @@ import structlog
 import trio
 
 from trionode.net.inventory import PEER_KNOWN, RollingSet
+from trionode.wire.addresses import host_of
 from trionode.wire.errors import BAD_FIELD, HANDSHAKE_TIMEOUT_CODE, PROTOCOL_ERROR, ProtocolError
 from trionode.wire.framing import HANDSHAKE_FRAMES, MAX_FIRST_FRAME, FrameDecoder
 from trionode.wire.handshake import HANDSHAKE_TIMEOUT, Handshake, after_handshake
@@ -76,7 +77,7 @@ class Connection:
         (a self-connection, seen from the accepting side)."""
         self.stream = stream
         self.remote = remote  # host:port of the socket's other end
-        self.remote_host = remote.rsplit(":", 1)[0].strip("[]")
+        self.remote_host = host_of(remote)
         self.outbound = outbound
         self.direction = "outbound" if outbound else "inbound"
         self.dialed = dialed  # the address we dialled, for outbound connections

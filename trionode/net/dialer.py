@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 import trio
 
-from trionode.net.candidates import OPERATOR_SOURCES, PERSISTENT_SOURCES, Candidate, TokenBucket
+from trionode.net.candidates import OPERATOR_SOURCES, PERSISTENT_SOURCES, Candidate
+from trionode.net.ratelimit import TokenBucket
 from trionode.wire import messages as m
 from trionode.wire.errors import ProtocolError
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from trionode.net.bans import ban_key, is_loopback
-from trionode.net.candidates import TokenBucket, host_of
 from trionode.net.connection import Connection
+from trionode.net.ratelimit import TokenBucket
 from trionode.wire import messages as m
-from trionode.wire.addresses import format_address, parse_address
+from trionode.wire.addresses import format_address, host_of, parse_address
 
 if TYPE_CHECKING:
     from trionode.net.manager import PeerManager

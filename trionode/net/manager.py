@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import trio
 
 from trionode.net.bans import POINTS_PROTOCOL, BanList, ban_key
-from trionode.net.candidates import Candidates, TokenBucket, host_of
+from trionode.net.candidates import Candidates
 from trionode.net.connection import Connection
 from trionode.net.discovery import REFUSAL_ADDRESSES, known_addresses, receive_addresses
 from trionode.net.inventory import RollingSet
 from trionode.net.peers import SAVE_DEBOUNCE, PeerTable
+from trionode.net.ratelimit import TokenBucket
 from trionode.net.transport import Transport
 from trionode.net.wakeup import Wakeup
 from trionode.wire import messages as m
-from trionode.wire.addresses import parse_address
+from trionode.wire.addresses import host_of, parse_address
 from trionode.wire.errors import (
     BAD_PROOF,
     BANNED,

@@ -8,7 +8,6 @@ signal watcher. Transport, clocks, randomness and CPU workers come from ``Enviro
 so the simulator can run many nodes in one process, deterministically.
 """
 
-import fcntl
 import os
 import random
 import signal
@@ -26,6 +25,7 @@ from trionode.chain.keys import KeyPair
 from trionode.chain.store import Store
 from trionode.chain.tree import Chain
 from trionode.control.protocol import LOCK_NAME, SOCKET_NAME
+from trionode.lock_file import try_lock
 from trionode.net.candidates import Candidates
 from trionode.net.connection import Connection
 from trionode.net.dialer import dial_loop
@@ -213,13 +213,9 @@ class Node:
     # ------------------------------------------------------------- data dir lock
 
     def _lock(self) -> None:
-        path = self.data_dir / LOCK_NAME
-        handle = open(path, "ab")  # noqa: SIM115 - held for the node's lifetime
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StartupError(f"{self.data_dir}: another trionode is running on this data dir") from None
+        handle = try_lock(self.data_dir / LOCK_NAME)
+        if handle is None:
+            raise StartupError(f"{self.data_dir}: another trionode is running on this data dir")
         self._lock_file = handle
 
     def _unlock(self) -> None:

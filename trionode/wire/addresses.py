@@ -65,6 +65,12 @@ def _parse_host(host: str, allow_zone: bool) -> str:
     return ".".join(labels)
 
 
+def host_of(address: str) -> str:
+    """The host of a well-formed ``host:port`` (one we parsed or formatted), IPv6 without
+    brackets; a cheap split for addresses already checked, not a parser."""
+    return address.rsplit(":", 1)[0].strip("[]")
+
+
 def format_address(host: str, port: int) -> str:
     """The inverse of ``parse_address``: brackets around IPv6 hosts."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
