@@ -16,6 +16,8 @@ import pytest
 import trio
 
 import trionode.sim.scenario as scenario
+from trionode.chain.block import Block
+from trionode.chain.ledger import Ledger
 from trionode.chain.mempool import Mempool
 from trionode.chain.store import Store
 from trionode.chain.transaction import Transaction
@@ -24,6 +26,7 @@ from trionode.net.manager import PeerManager
 from trionode.node.app import Node
 from trionode.node.chain_owner import ChainOwner
 from trionode.node.dispatch import Dispatcher
+from trionode.node.intake import Intake
 from trionode.sim.plan import Spec, make_plan
 from trionode.sim.scenario import run_scenario
 from trionode.wire.errors import BAD_FIELD, ProtocolError
@@ -107,6 +110,40 @@ def test_a_lost_transaction_hidden_by_a_reused_nonce_is_caught(monkeypatch: pyte
     assert any(f"tx {sent[1].hex()[:8]} lost on" in v for v in found), found
 
 
+def test_a_node_that_never_offers_its_mempool_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New peers are not offered the mempool: a transaction accepted on one side of a
+    partition, or while a node was down, never reaches the nodes that missed its relay."""
+
+    async def no_offer(self: Intake, conn: Any) -> None:
+        return None
+
+    monkeypatch.setattr(Intake, "offer_mempool", no_offer)
+    for seed in range(1, 11):
+        found = violations(Spec(seed=seed, **SMALL))
+        if any("is neither confirmed nor pending on" in v for v in found):
+            return
+    raise AssertionError("a node that never offers its mempool went unnoticed in 10 seeds")
+
+
+def test_a_reorganisation_that_keeps_the_coinbase_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undoing a block leaves its reward in the ledger: every reorganisation mints coins. No
+    crashes, so no restart rebuilds a ledger from the store and hides it."""
+    original = Ledger.undo_block
+
+    def keep_the_coinbase(self: Ledger, block: Block) -> None:
+        original(self, block)
+        reward = block.txs[0]
+        self.balances[reward.recipient] = self.balances.get(reward.recipient, 0) + reward.amount
+
+    monkeypatch.setattr(Ledger, "undo_block", keep_the_coinbase)
+    for seed in range(1, 21):
+        result = run_scenario(Spec(seed=seed, **SMALL, crashes=False))
+        if result.stats["reorgs"]:
+            assert any("balances sum to" in v for v in result.violations), result.violations
+            return
+    raise AssertionError("no reorganisation in 20 seeds")
+
+
 def first_seed_with(kind: str, **spec: Any) -> Spec:
     for seed in range(1, 100):
         candidate = Spec(seed=seed, **SMALL, **spec)
@@ -120,6 +157,8 @@ def test_a_store_that_never_commits_is_caught_by_a_crash(monkeypatch: pytest.Mon
     monkeypatch.setattr(Store, "commit", lambda self: None)
     found = violations(first_seed_with("crash", partitions=False))
     assert any("restarted at tip" in v for v in found), found
+    # And what each node left on disk when it stopped (a graceful stop commits nothing either).
+    assert sum(" data dir: reopened at 0 " in v for v in found) == SMALL["nodes"], found
 
 
 def test_a_node_that_never_reorganizes_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:

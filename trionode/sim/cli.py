@@ -56,15 +56,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-partitions", action="store_true", help="no partitions or cut links")
     p.add_argument("--no-crashes", action="store_true", help="no crashes")
     p.add_argument("--no-delays", action="store_true", help="ideal links: no latency, loss or slow hosts")
-    p.add_argument(
+    mempools = p.add_mutually_exclusive_group()
+    # Strict became the default; the flag stays accepted so older command lines still run.
+    mempools.add_argument(
         "--strict-mempools",
         action="store_true",
-        help="a transaction a node refused in a race (nonce_gap...) and so misses is a violation too (the default)",
+        help="no effect, kept for old command lines: strict is the default (a transaction pending "
+        "anywhere must be pending everywhere)",
     )
-    p.add_argument(
+    mempools.add_argument(
         "--relaxed-mempools",
         action="store_true",
-        help="excuse a transaction a node refused in a race, or that none of its peers holds",
+        help="excuse a transaction a node refused in a race (nonce_gap...), or that none of its peers holds",
     )
     p.add_argument("--verbose", "-v", action="store_true", help="every node's block and tx events too")
     p.add_argument("--json", action="store_true", help="one JSON line per run instead of text")

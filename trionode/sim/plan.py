@@ -53,8 +53,9 @@ class Spec:
     outbound_target: int = 3
     difficulty: int = 1
     # Count a transaction missing from a mempool as a violation even when that node refused
-    # it in a documented race (nonce_gap, insufficient_balance: see invariants.RACES). The
-    # default: the relaxed check excused no absence in sweeps of hundreds of seeds.
+    # it in a documented race (nonce_gap, insufficient_balance: see invariants.RACES). Strict
+    # by default because it costs no false alarm: the relaxed check (``--relaxed-mempools``)
+    # excused no absence in sweeps of hundreds of seeds, so any absence now is news.
     strict_mempools: bool = True
 
 
