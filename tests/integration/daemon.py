@@ -43,9 +43,16 @@ def cli_json(*args: str, data_dir: Path) -> Any:
 
 class Daemon:
     def __init__(
-        self, name: str, root: Path, peers: tuple[str, ...] = (), extra: str = "", port: int = 0
+        self,
+        name: str,
+        root: Path,
+        peers: tuple[str, ...] = (),
+        extra: str = "",
+        port: int = 0,
+        run_args: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.run_args = run_args  # more `trionode run` flags (e.g. --peer)
         self.data_dir = root / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = root / f"{name}.toml"
@@ -75,7 +82,17 @@ class Daemon:
             self.events.clear()
             self.by_event.clear()
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "trionode", "run", "--config", str(self.config), "--log-level", "debug"],
+            [
+                PYTHON,
+                "-m",
+                "trionode",
+                "run",
+                "--config",
+                str(self.config),
+                "--log-level",
+                "debug",
+                *self.run_args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

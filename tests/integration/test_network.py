@@ -1,6 +1,7 @@
 """Three real daemons on 127.0.0.1: discovery, relay, mining, persistence, shutdown."""
 
 import fcntl
+import signal
 from pathlib import Path
 
 from tests.integration.daemon import Daemon, cli, cli_json, poll
@@ -8,17 +9,21 @@ from trionode.control.protocol import LOCK_NAME
 
 
 def line_of_three(tmp_path: Path, daemons: list[Daemon]) -> list[Daemon]:
-    """node1 - node2 - node3: 1 and 3 only know node2, discovery must do the rest."""
+    """node1 - node2 - node3: 1 and 3 only know node2, discovery must do the rest.
+
+    node1 has node2 in its config's peers; node3 is told on the command line (``--peer``)."""
     n2 = Daemon("node2", tmp_path).start()
     n1 = Daemon("node1", tmp_path, peers=(n2.address,)).start()
-    n3 = Daemon("node3", tmp_path, peers=(n2.address,)).start()
+    n3 = Daemon("node3", tmp_path, run_args=("--peer", n2.address)).start()
     daemons += [n1, n2, n3]
     return [n1, n2, n3]
 
 
 def test_line_of_three_discovers_relays_and_agrees(tmp_path: Path, daemons: list[Daemon]) -> None:
     n1, n2, n3 = line_of_three(tmp_path, daemons)
-    id1, id3 = n1.status()["node_id"], n3.status()["node_id"]
+    id1, id2, id3 = (node.status()["node_id"] for node in (n1, n2, n3))
+    assert "peers = []" in n3.config.read_text()
+    assert n3.wait_for("peer_connected", peer=id2)["direction"] == "outbound"  # dialled per --peer
     n1.wait_for("peer_connected", peer=id3)
     n3.wait_for("peer_connected", peer=id1)
     cli("wallet", "new", "alice", data_dir=n1.data_dir)
@@ -42,7 +47,7 @@ def test_line_of_three_discovers_relays_and_agrees(tmp_path: Path, daemons: list
         assert cli_json("validate", data_dir=node.data_dir)["valid"] is True
     for node in (n1, n2, n3):
         assert node.stop() == 0
-        assert node.matching("node_stopped")
+        node.wait_for("node_stopped", timeout=5)  # the reader thread may still be catching up
 
 
 def test_peers_json_survives_kill_and_peers_are_redialled(tmp_path: Path, daemons: list[Daemon]) -> None:
@@ -79,6 +84,23 @@ def test_sigterm_and_stop_exit_cleanly(tmp_path: Path, daemons: list[Daemon]) ->
     with (a.data_dir / LOCK_NAME).open("ab") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still held
     assert a.proc is not None and a.proc.wait(5) == 0
-    assert a.matching("node_stopped")
+    a.wait_for("node_stopped", timeout=5)
     assert b.stop(timeout=5) == 0
     assert not (b.data_dir / "control.sock").exists()
+
+
+def test_sigint_exits_cleanly(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """Ctrl+C on ``trionode run`` is a clean stop, as SIGTERM is."""
+    a = Daemon("a", tmp_path).start()
+    b = Daemon("b", tmp_path, peers=(a.address,)).start()
+    daemons += [a, b]
+    b.wait_for("peer_connected")
+    assert b.proc is not None
+    b.proc.send_signal(signal.SIGINT)
+    assert b.proc.wait(5) == 0
+    b.wait_for("node_stopped", timeout=5)  # the reader thread may still be catching up
+    assert b.matching("signal_received", signal="SIGINT")
+    assert not (b.data_dir / "control.sock").exists()
+    gone = a.wait_for("peer_disconnected", timeout=5)
+    assert gone["reason"] == "peer_error:shutdown"  # b said goodbye: a clean shutdown, not a reset
+    assert a.stop(timeout=5) == 0

@@ -158,9 +158,51 @@ async def test_peers_json_survives_restart_and_peers_are_redialled(
         b2 = make_node(net, "10.0.0.2", tmp_path)
         assert b2.node_id == b.node_id
         await nursery.start(b2.run)
-        assert b2.manager.table.records[a.node_id].connected is False or a.node_id in b2.manager.connections
         await events(b2).wait_for("peer_connected", peer=a.node_id)
         a.stop()
+        b2.stop()
+
+
+async def test_peers_saved_as_connected_by_a_killed_node_are_loaded_disconnected(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path)
+    b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
+    peers_json = tmp_path / "10.0.0.2" / "peers.json"
+    b_down = trio.Event()
+
+    async def run_b(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await b.run(task_status=task_status)
+        finally:
+            b_down.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(run_b)
+        await events(b).wait_for("peer_connected", peer=a.node_id)
+        await wait_until(lambda: peers_json.exists() and a.node_id in peers_json.read_text())
+        # kill -9 while connected: the file still says so, and a goes away too.
+        net.crash("10.0.0.2")
+        b.crash()
+        await b_down.wait()
+        assert json.loads(peers_json.read_text())[a.node_id]["connected"] is True
+        a.stop()
+        await events(a).wait_for("node_stopped")
+        (tmp_path / "10.0.0.1" / "peers.json").unlink()  # a2 must not dial b2 itself
+        net.restart("10.0.0.2")
+        b2 = make_node(net, "10.0.0.2", tmp_path)
+        await nursery.start(b2.run)
+        # a is down, so nothing can have connected b2 to it: the record is as loaded.
+        assert b2.manager.table.records[a.node_id].connected is False
+        # Once a is back, b2 redials it from peers.json.
+        a2 = make_node(net, "10.0.0.1", tmp_path)
+        await nursery.start(a2.run)
+        got = await events(b2).wait_for("peer_connected", peer=a.node_id, within=120)
+        assert got["direction"] == "outbound"
+        assert b2.manager.table.records[a.node_id].connected is True
+        a2.stop()
         b2.stop()
 
 
