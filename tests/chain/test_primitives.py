@@ -21,6 +21,7 @@ from trionode.chain.pow import (
     work_for_target,
 )
 from trionode.chain.transaction import COINBASE_SENDER, Transaction, coinbase
+from trionode.chain.validation import median_time_past
 
 from helpers import EASY, address, key, pay, solve
 
@@ -262,3 +263,55 @@ def test_keys_of_small_order_sign_nothing() -> None:
     assert not keys.verify(identity_point, forged, b"pay me")
     assert keys.is_weak(bytes([1]) + bytes(30) + b"\x80")  # the same point, sign bit set
     assert not keys.is_weak(KeyPair(bytes(32)).public_key)
+
+
+# The order of Ed25519's base point, and an encoded point of order 8 (from the blocklist).
+ED25519_L = 2**252 + 27742317777372353535851937790883648493
+ORDER_8_POINT = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+
+
+def nonce_zero_signature(kp: KeyPair, r: bytes, message: bytes) -> bytes:
+    """R || S with S = k * a (RFC 8032 5.1.5's secret scalar a): [S]B - [k]A is the identity
+    point, whatever R says, so only R's bytes decide."""
+    h = hashlib.sha512(kp.seed).digest()
+    a = (int.from_bytes(h[:32], "little") & ((1 << 254) - 8)) | (1 << 254)
+    k = int.from_bytes(hashlib.sha512(r + kp.public_key + message).digest(), "little") % ED25519_L
+    return r + (k * a % ED25519_L).to_bytes(32, "little")
+
+
+def test_signature_verification_is_cofactorless_and_strict_about_r_and_s() -> None:
+    # protocol.md 9.2: what a compatible peer must accept and refuse, beyond RFC 8032's latitude.
+    kp, msg = key(1), b"pay me"
+    identity = bytes([1]) + bytes(31)
+    assert verify(kp.public_key, nonce_zero_signature(kp, identity, msg), msg)  # a nonce of 0
+    # The identity encoded otherwise (y = p + 1; x = 0 with the sign bit set): refused.
+    for r in (bytes([0xEE]) + b"\xff" * 30 + b"\x7f", identity[:31] + b"\x80"):
+        assert not verify(kp.public_key, nonce_zero_signature(kp, r, msg), msg)
+    # R of order 8: [8][S]B = [8]R + [8][k]A holds (a cofactored verifier accepts), the
+    # cofactorless [S]B = R + [k]A does not.
+    assert not verify(kp.public_key, nonce_zero_signature(kp, ORDER_8_POINT, msg), msg)
+    # S + L satisfies the same equation; S >= L is refused.
+    sig = kp.sign(msg)
+    s = int.from_bytes(sig[32:], "little")
+    assert verify(kp.public_key, sig, msg)
+    assert not verify(kp.public_key, sig[:32] + (s + ED25519_L).to_bytes(32, "little"), msg)
+
+
+# ----------------------------------------------------------------------------- median time past
+
+
+@pytest.mark.parametrize(
+    ("timestamps", "median"),
+    [
+        ([7], 7),
+        ([5, 1], 5),  # two blocks: the later-sorted one, not their mean
+        ([10, 40, 20, 30], 30),  # sorted 10 20 30 40: index 2, the upper middle
+        ([3, 1, 2], 2),
+        (list(range(12, 0, -1)), 6),  # only the last 11 (11..1) count: sorted, index 5
+    ],
+)
+def test_median_time_past_takes_index_n_over_2_of_the_sorted_window(
+    timestamps: list[int], median: int
+) -> None:
+    # protocol.md 10, time_too_old: index floor(n/2) of the n sorted timestamps, n <= 11.
+    assert median_time_past(timestamps) == median

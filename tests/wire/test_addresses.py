@@ -76,3 +76,19 @@ def test_format_then_parse_round_trips(host: str, port: int) -> None:
     text = format_address(host, port)
     assert len(text) <= MAX_ADDRESS_LEN
     assert parse_address(text) == (host, port)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "\u212a.example",  # the Kelvin sign, which str.lower() turns into an ASCII "k"
+        "ex\u0130mple.com",  # dotted capital I: lowercases to "i" and a combining dot
+        "\uff4e\uff4f\uff44\uff45",  # fullwidth "node"
+        "1.2.3.\u0664",  # an Arabic-Indic digit: str.isdigit() says yes, IPv4 says no
+    ],
+)
+def test_hosts_are_ascii(host: str) -> None:
+    # A non-ASCII host would come back as another host's spelling (the Kelvin sign as
+    # "k.example"), or depend on Unicode case rules a peer in another language may not share.
+    with pytest.raises(AddressError, match="not a host name"):
+        parse_address(f"{host}:5001")

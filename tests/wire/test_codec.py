@@ -109,6 +109,23 @@ def test_container_budget_refuses_a_large_body_of_empty_containers() -> None:
     assert len(unpack_map(pack({"a": [["x" * 30]] * 3000}))["a"]) == 3000
 
 
+@pytest.mark.parametrize("size", [BUDGET_FROM, 100_000, 100_031])
+def test_container_budget_is_floor_of_size_over_32_plus_8(size: int) -> None:
+    # protocol.md 2 states the budget exactly: floor(L/32) + 8 maps and arrays, all counted.
+    def body(containers: int) -> bytes:
+        """A body of ``size`` bytes with exactly ``containers`` maps and arrays (the map, an
+        array, then empty arrays), padded with two str16 strings (each within MAX_STR_LEN)."""
+        empty = containers - 2
+        pad = size - len(pack({"a": [[]] * empty, "p": "", "q": ""})) - 4  # str16: 2 more bytes each
+        padded = pack({"a": [[]] * empty, "p": "x" * (pad // 2), "q": "x" * (pad - pad // 2)})
+        assert len(padded) == size
+        return padded
+
+    budget = size // 32 + 8
+    assert len(unpack_map(body(budget))["a"]) == budget - 2
+    assert code_of(body(budget + 1)) == TOO_MANY_OBJECTS
+
+
 def test_small_bodies_are_not_budgeted() -> None:
     # Under BUDGET_FROM even 64x amplification is a few MB: decoded at full speed.
     assert len(unpack_map(pack({"a": [{}] * 1000}))["a"]) == 1000

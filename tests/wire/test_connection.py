@@ -7,6 +7,7 @@ test is the listener, with callbacks that record what the node would be told.
 import errno
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,16 @@ class Outcome:
         return [env.message.code for env in self.received if isinstance(env.message, Error)]
 
 
-async def exchange(after_proof: bytes, *, handler_fails: bool = False, later: bytes = b"") -> Outcome:
+async def exchange(
+    after_proof: bytes,
+    *,
+    handler_fails: bool = False,
+    later: bytes = b"",
+    proof_frame: Callable[[HelloProof], bytes] = frame,
+) -> Outcome:
     """Complete a handshake as the dialler, sending ``after_proof`` in the same send as our
-    HelloProof (one read for the node), then ``later`` on its own; read until the node closes."""
+    HelloProof (one read for the node), then ``later`` on its own; read until the node closes.
+    ``proof_frame`` sends something else in the HelloProof's place."""
     ours, theirs = trio.testing.memory_stream_pair()
     log: list[dict[str, Any]] = []
     conn = Connection(
@@ -129,7 +137,7 @@ async def exchange(after_proof: bytes, *, handler_fails: bool = False, later: by
                         assert not result.close, result
                         if handshake.complete:
                             (proof,) = result.send
-                            await ours.send_all(frame(proof) + after_proof)
+                            await ours.send_all(proof_frame(proof) + after_proof)
                             if later:
                                 await ours.send_all(later)
     return outcome
@@ -184,6 +192,31 @@ async def test_a_handshake_message_after_the_handshake_is_a_protocol_error(late:
     (error,) = outcome.errors
     assert (error.code, error.field) == (DUPLICATE_HELLO, "type")
     assert outcome.conn.close_reason == f"protocol_error:{DUPLICATE_HELLO}"
+
+
+def stranger_frame(proof: HelloProof) -> bytes:
+    return frame(proof, sender=bytes(16))
+
+
+def second_hello_frame(proof: HelloProof) -> bytes:
+    return frame(hello(DIALLER))
+
+
+@pytest.mark.parametrize(
+    ("instead", "cause", "where"),
+    [(stranger_frame, BAD_FIELD, "sender"), (second_hello_frame, DUPLICATE_HELLO, "type")],
+)
+async def test_a_bad_proof_step_is_a_protocol_error_with_its_cause(
+    instead: Callable[[HelloProof], bytes], cause: str, where: str
+) -> None:
+    # protocol.md 3 and 6: a HelloProof in another node's name is bad_field at sender, a Hello
+    # in its place duplicate_hello, as they are after the handshake; Error protocol_error, close.
+    outcome = await exchange(b"", proof_frame=instead)
+    assert outcome.established == 0
+    (error,) = outcome.errors
+    assert (error.code, error.field) == (cause, where)
+    assert outcome.conn.close_reason == f"protocol_error:{cause}"
+    assert outcome.error_codes() == [PROTOCOL_ERROR]
 
 
 # ----------------------------------------------------------------- a refusal's peer list

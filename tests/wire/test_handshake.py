@@ -5,6 +5,7 @@ import pytest
 
 from trionode.chain.keys import KeyPair
 from trionode.wire.errors import (
+    BAD_FIELD,
     BAD_PROOF,
     DUPLICATE_HELLO,
     PROTOCOL_ERROR,
@@ -235,6 +236,28 @@ def test_a_hello_proof_after_completion_is_a_protocol_error(outbound: bool) -> N
         hs.receive(env(their_proof(hs.outbound)))
     assert (info.value.code, info.value.field) == (DUPLICATE_HELLO, "type")
     assert "HelloProof" in info.value.detail
+
+
+@pytest.mark.parametrize("outbound", [True, False])
+def test_a_second_hello_during_the_handshake_is_a_duplicate_hello_too(outbound: bool) -> None:
+    # The same cause as after it (protocol.md 6): one rule, whatever the state.
+    hs = started(outbound)
+    hs.receive(env(THEIRS))
+    with pytest.raises(ProtocolError) as info:
+        hs.receive(env(THEIRS))
+    assert (info.value.code, info.value.field) == (DUPLICATE_HELLO, "type")
+    assert hs.state is State.CLOSED and not hs.complete
+
+
+@pytest.mark.parametrize("outbound", [True, False])
+def test_a_proof_in_another_nodes_name_is_a_bad_sender(outbound: bool) -> None:
+    # protocol.md 3: every message after the Hello carries the node id that Hello claimed.
+    hs = started(outbound)
+    hs.receive(env(THEIRS))
+    with pytest.raises(ProtocolError) as info:
+        hs.receive(env(their_proof(outbound), sender=bytes(16)))
+    assert (info.value.code, info.value.field) == (BAD_FIELD, "sender")
+    assert hs.state is State.CLOSED and not hs.complete
 
 
 def test_other_messages_after_completion_need_nothing() -> None:

@@ -5,11 +5,18 @@ from pathlib import Path
 
 import pytest
 
+from trionode.chain import keys
 from trionode.chain.block import HEADER_BYTES, BlockHeader
 from trionode.chain.keys import KeyPair, address_of, verify
 from trionode.chain.ledger import Ledger
-from trionode.chain.params import ChainParams
-from trionode.chain.validation import check_block_body, check_header_context, check_signatures
+from trionode.chain.params import MEDIAN_TIME_SPAN, ChainParams
+from trionode.chain.validation import (
+    check_block_body,
+    check_header_context,
+    check_signatures,
+    median_time_past,
+)
+from trionode.wire.codec import BUDGET_FROM, BYTES_PER_CONTAINER, CONTAINER_SLACK
 from trionode.wire.errors import ERROR_CODES, PROTOCOL_ERROR_CODES
 from trionode.wire.framing import FrameDecoder
 from trionode.wire.identity import DIALER, proof_bytes
@@ -177,3 +184,34 @@ def _table_codes(heading: str) -> set[str]:
 def test_the_docs_error_code_tables_are_the_codes_the_code_uses() -> None:
     assert _table_codes("Codes of the `Error` message") == set(ERROR_CODES)
     assert _table_codes("Causes of a protocol error") == set(PROTOCOL_ERROR_CODES)
+
+
+def _section(heading: str) -> str:
+    """protocol.md from the line starting with ``heading`` to the next heading."""
+    lines = PROTOCOL_MD.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_the_docs_small_order_keys_are_the_ones_refused() -> None:
+    listed = {bytes.fromhex(code) for code in _table_codes("**Small-order keys**")}
+    assert listed == keys.SMALL_ORDER_KEYS
+    assert "with the top bit of its last byte (the sign of x) cleared" in _section("### 9.2")
+    for key in listed:  # ...so each is refused with that bit set too
+        assert keys.is_weak(key) and keys.is_weak(key[:31] + bytes([key[31] | 0x80]))
+        assert not verify(key, bytes([1]) + bytes(63), b"any message")
+
+
+def test_the_docs_median_time_past_is_the_codes() -> None:
+    (row,) = [line for line in _section("## 10.").splitlines() if line.startswith("| `time_too_old`")]
+    assert "the element at index floor(n/2) (from 0) of the n sorted timestamps" in row
+    assert f"n = min({MEDIAN_TIME_SPAN}, its height)" in row
+    for n in range(1, MEDIAN_TIME_SPAN + 1):
+        times = [(i * 7919) % 1009 for i in range(n)]  # unsorted, distinct
+        assert median_time_past(times) == sorted(times)[n // 2]
+
+
+def test_the_docs_container_budget_is_the_codes() -> None:
+    assert (BYTES_PER_CONTAINER, CONTAINER_SLACK, BUDGET_FROM) == (32, 8, 65_536)
+    assert "a body of L >= 65,536 bytes: more than floor(L/32) + 8 maps and arrays" in _section("## 2.")

@@ -25,9 +25,10 @@ def address_of(public_key: bytes) -> bytes:
 
 
 # Encodings of the Ed25519 points of small order (1, 2, 4, 8), sign bit cleared, canonical
-# and not (libsodium's blocklist). A "key" among them has no secret: the identity point, for
-# one, verifies an all-zero-scalar signature of any message. Such keys sign nothing here.
-_SMALL_ORDER: Final = frozenset(
+# and not (libsodium's blocklist; protocol.md 9.2 lists them, and a test keeps the two equal).
+# A "key" among them has no secret: the identity point, for one, verifies an all-zero-scalar
+# signature of any message, and OpenSSL accepts that. Such keys sign nothing here.
+SMALL_ORDER_KEYS: Final = frozenset(
     bytes.fromhex(h)
     for h in (
         "0000000000000000000000000000000000000000000000000000000000000000",
@@ -43,12 +44,19 @@ _SMALL_ORDER: Final = frozenset(
 
 def is_weak(public_key: bytes) -> bool:
     """True for a public key of small order: anyone can sign for it."""
-    return len(public_key) == PUBKEY_LEN and public_key[:31] + bytes([public_key[31] & 0x7F]) in _SMALL_ORDER
+    return (
+        len(public_key) == PUBKEY_LEN and public_key[:31] + bytes([public_key[31] & 0x7F]) in SMALL_ORDER_KEYS
+    )
 
 
 def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     """True if ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``
-    (never for a key of small order, whatever the signature)."""
+    (never for a key of small order, whatever the signature).
+
+    Consensus (protocol.md 9.2): past the blocklist this is OpenSSL's verification, cofactorless
+    ([S]B - [k]A must encode to R byte for byte, so a non-canonical R or one with a small-order
+    part fails) with S >= L refused; tests pin each, so a change of library cannot go unnoticed.
+    """
     if is_weak(public_key):
         return False
     try:

@@ -3,7 +3,8 @@
 A host is an IPv4 literal, an IPv6 literal in brackets (``[::1]:5001``) or a DNS name; the
 port is 1..65535 in plain decimal (0, "any free port", where a caller listens). Hosts come
 back normalized (IPs in their standard form, names in lowercase) so one peer has one
-spelling in the peer table. Underscores are allowed in names (container names use them).
+spelling in the peer table. Underscores are allowed in names (container names use them);
+hosts are ASCII (an internationalised name is written in its ``xn--`` form).
 """
 
 import ipaddress
@@ -53,6 +54,10 @@ def _parse_host(host: str, allow_zone: bool) -> str:
         raise AddressError(f"an IPv6 address needs brackets, like [{host}]:port")
     if not host:
         raise AddressError("empty host")
+    if not host.isascii():
+        # Hosts are ASCII (protocol.md 4): str.lower() and str.isdigit() know Unicode, so the
+        # Kelvin sign would pass as "k" and one peer have two spellings (IDNs go as xn--).
+        raise AddressError(f"not a host name: {host!r}")
     labels = host.lower().split(".")
     if labels[-1].isdigit():
         # An all-numeric last label is never a DNS name (RFC 3696 s. 2): it must be an IPv4 literal.

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Final
 
 from trionode.wire.errors import (
+    BAD_FIELD,
     BAD_PROOF,
     DUPLICATE_HELLO,
     PROTOCOL_ERROR,
@@ -76,7 +77,7 @@ class HandshakeResult:
 
 
 def second_hello() -> ProtocolError:
-    """A Hello on a connection whose handshake is complete: a protocol error, and a close."""
+    """A Hello on a connection that already had one: a protocol error, and a close."""
     return ProtocolError(DUPLICATE_HELLO, "type", "second Hello on one connection")
 
 
@@ -115,7 +116,9 @@ class Handshake:
 
     def receive(self, envelope: Envelope) -> HandshakeResult:
         """Judge one received message; after completion only a second Hello or HelloProof
-        matters (a ``ProtocolError``)."""
+        matters. Raises ``ProtocolError`` where protocol.md names a cause the connection's other
+        messages share: a second Hello (``duplicate_hello``, before or after completion), a
+        HelloProof in another node's name (``bad_field`` at ``sender``)."""
         if not self._started:
             raise RuntimeError("call Handshake.start() before receive()")
         if self.state is State.CLOSED:
@@ -129,11 +132,15 @@ class Handshake:
             self.state = State.CLOSED
             return HandshakeResult(peer_error=msg)
         if self.state is State.PROVING:
+            assert self.peer_hello is not None
+            if isinstance(msg, Hello):
+                self.state = State.CLOSED
+                raise second_hello()
             if not isinstance(msg, HelloProof):
                 return self._reject(PROTOCOL_ERROR, f"expected HelloProof, got {_name(msg)}")
-            assert self.peer_hello is not None
             if envelope.sender != self.peer_hello.node_id:
-                return self._reject(PROTOCOL_ERROR, "HelloProof sender differs from the Hello's node_id")
+                self.state = State.CLOSED
+                raise ProtocolError(BAD_FIELD, "sender", "not the node id of the peer's Hello")
             return self._check_proof(msg)
         if not isinstance(msg, Hello):
             return self._reject(PROTOCOL_ERROR, f"expected Hello first, got {_name(msg)}")
