@@ -1,7 +1,8 @@
 """The node's timed loops under MockClock: bans and their expiry, consensus wake-ups, peers
 that claim more work than they deliver, sync peers that stall or leave, a sync peer kept while
-we validate its batch (protocol.md 8.2, 8.3, 8.5), and a transaction refused for a nonce gap
-that is accepted when it comes again after its predecessor (8.1).
+we validate its batch (protocol.md 8.2, 8.3, 8.5), a transaction refused for a nonce gap
+that is accepted when it comes again after its predecessor (8.1), and relay that sends each
+item once per peer, even when a reorg offers the whole pool again.
 
 The other side of each connection is a ``FakePeer``: a scripted peer speaking the wire
 protocol from ``trionode.wire``, so a test controls exactly what the node is told and when.
@@ -15,14 +16,17 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import events, make_node, wall
+from tests.runtime.harness import PARAMS, events, make_node, wall
 from tests.runtime.scripted import REWARD_TO, bad_pow_block, build_chain, open_peer
 from trionode.chain.amounts import COIN
 from trionode.chain.block import Block
 from trionode.chain.keys import KeyPair
 from trionode.chain.pow import search
+from trionode.chain.store import Store
 from trionode.chain.transaction import Transaction, sign_transaction
+from trionode.chain.tree import Chain
 from trionode.node.app import Node
+from trionode.node.intake import OFFER_WAIT
 from trionode.node.sync import FIRST_ROUND, STALL_TIMEOUT
 from trionode.node.workers import InlineSignatureChecker
 from trionode.sim.network import SimNetwork
@@ -328,6 +332,67 @@ async def test_relay_sends_each_item_once_per_peer_and_never_back_to_its_sender(
             assert txs.count(tx.txid) == expected, (peer.node_id.hex(), txs)
             assert got.count(block.block_hash) == expected, (peer.node_id.hex(), got)
         assert len(events(a).matching("block_accepted", hash=block.block_hash.hex())) == 1
+        a.stop()
+
+
+# Rewards on a scripted fork: never the node's own blocks, even mined in the same millisecond.
+FORK_REWARD_TO = bytes([0xF0]) * 20
+
+
+def fork_blocks(path: Path, base: Sequence[Block], count: int) -> list[Block]:
+    """``count`` blocks (no transactions, rewards to ``FORK_REWARD_TO``) on top of ``base`` (a
+    main chain from height 1), mined here: a branch that leaves a node's chain after ``base[-1]``."""
+    chain = Chain(PARAMS, Store(path))
+    now_ms = int(wall() * 1000)
+    for block in base:
+        assert chain.add_block(block, now_ms).status == "connected"
+    blocks = []
+    for i in range(count):
+        template = chain.template(FORK_REWARD_TO, now_ms + i)
+        nonce = search(template.header.prefix(), template.header.target, 0, 1 << 20)
+        assert nonce is not None
+        block = Block(template.header.with_nonce(nonce), template.txs)
+        assert chain.add_block(block, now_ms + i).status == "connected"
+        blocks.append(block)
+    chain.store.close()
+    return blocks
+
+
+async def test_pool_offered_again_after_a_reorg_skips_the_peers_known_to_have_each_transaction(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """After a reorg the node broadcasts its whole pool again (``relay_mempool``): what each
+    peer is known to have (sent it to us, or got it from us) is what keeps a transaction from
+    going to it twice, while a peer that joined since gets it."""
+    alice = KeyPair(bytes(31) + b"\x0c")
+    net = SimNetwork()
+    a = make_node(net, "10.0.0.1", tmp_path, sync_interval=10_000.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await a.miner.mine_one(alice.address)  # height 1: alice's coins, on both branches
+        await a.miner.mine_one(REWARD_TO)  # height 2: the block the reorg takes away
+        base = await a.owner.call(lambda c: [c.block_at(1)])
+        fork = fork_blocks(tmp_path / "fork.db", [b for b in base if b is not None], 2)
+        sender = await open_peer(nursery, net, "10.0.0.81", a, 81)
+        relayed = await open_peer(nursery, net, "10.0.0.82", a, 82)
+        tx = sign_transaction(alice, a.network, bytes(20), COIN, 0, int(wall() * 1000))
+        await sender.send(m.NewTransaction(tx=tx))
+        await relayed.wait_for("NewTransaction")
+        # Joins after the relay; its pool offer waits for its tip to match ours (OFFER_WAIT).
+        joined_at = trio.current_time()
+        late = await open_peer(nursery, net, "10.0.0.83", a, 83)
+        for block in fork:  # a heavier branch from height 1: a reorg, the pool relayed again
+            await relayed.send(m.NewBlock(block=block))
+        reorg = await events(a).wait_for("chain_reorganized")
+        assert reorg["depth"] == 1 and reorg["new_tip"] == fork[-1].block_hash.hex()
+        assert await a.owner.call(lambda c: tx.txid in c.mempool.txs)
+        arrived, offered = await late.wait_for("NewTransaction")
+        assert offered.tx.txid == tx.txid
+        assert arrived - joined_at < OFFER_WAIT  # by the reorg's relay, not the join's offer
+        await trio.sleep(2 * OFFER_WAIT)  # every pool offer has run by now
+        for peer, expected in ((sender, 0), (relayed, 1), (late, 1)):
+            txs = [msg.tx.txid for _, msg in peer.of_type("NewTransaction")]
+            assert txs.count(tx.txid) == expected, (peer.node_id.hex(), txs)
         a.stop()
 
 
