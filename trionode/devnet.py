@@ -455,7 +455,16 @@ def _nodes(count: int) -> str:
     return "1 node" if count == 1 else f"{count} nodes"
 
 
+def _check_ranges(nodes: int | None, difficulty: int | None) -> None:
+    if nodes is not None and not 1 <= nodes <= MAX_NODES:
+        raise DevnetError(f"--nodes must be 1..{MAX_NODES}, got {nodes}", 2)
+    if difficulty is not None and not 0 <= difficulty <= 8:
+        raise DevnetError(f"--difficulty must be 0..8 for a devnet, got {difficulty}", 2)
+
+
 def run_devnet(nodes: int | None, directory: Path, difficulty: int | None) -> int:
+    # The flags first: a value no devnet can have gets the range, not a comparison with DIR's.
+    _check_ranges(nodes, difficulty)
     state = load_state(directory)
     if state is not None:
         old_difficulty = state.get("difficulty", DEFAULT_DIFFICULTY)
@@ -469,10 +478,7 @@ def run_devnet(nodes: int | None, directory: Path, difficulty: int | None) -> in
         nodes = int(state.get("nodes", DEFAULT_NODES)) if nodes is None else nodes
     nodes = DEFAULT_NODES if nodes is None else nodes
     difficulty = DEFAULT_DIFFICULTY if difficulty is None else difficulty
-    if not 1 <= nodes <= MAX_NODES:
-        raise DevnetError(f"--nodes must be 1..{MAX_NODES}, got {nodes}", 2)
-    if not 0 <= difficulty <= 8:
-        raise DevnetError(f"--difficulty must be 0..8 for a devnet, got {difficulty}", 2)
+    _check_ranges(nodes, difficulty)  # again: DIR's devnet.json may hold anything
     root = directory.absolute()
     if socket_path_problem(root / f"node{nodes}") is not None:
         raise DevnetError(f"{root} is too deep for a control socket path; choose a shorter --dir", 2)

@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trionode.control.client import ControlClient, NodeNotRunning
-from trionode.control.protocol import SOCKET_NAME, ControlError
+from trionode.control.protocol import LOCK_NAME, SOCKET_NAME, ControlError
 from trionode.wire.errors import ProtocolError
 
 REFRESH: Final = 1.0
@@ -42,6 +42,11 @@ RECENT_MANY: Final = 5
 SNAPSHOT_WIDTH: Final = 140
 # A file in every data dir that has ever run a node.
 NODE_ID_FILE: Final = "node_id"
+# What a node or the wallet commands write in a data dir: a directory holding other things
+# but none of these (configs/, a home directory) is no node's data dir.
+DATA_DIR_NAMES: Final = frozenset(
+    {NODE_ID_FILE, "node_key", "chain.db", LOCK_NAME, SOCKET_NAME, "peers.json", "bans.json", "wallets"}
+)
 
 
 @dataclass
@@ -96,6 +101,17 @@ def find_nodes(directory: Path) -> list[Path]:
     if (directory / SOCKET_NAME).exists():
         return [directory, *inner]
     return inner
+
+
+def holds_no_data_dir(directory: Path) -> bool:
+    """``directory`` has things in it, none a data dir's, and no data dirs inside.
+
+    An empty directory is not one: a node may well be meant to run there.
+    """
+    if not directory.is_dir() or find_nodes(directory) != [directory]:
+        return False
+    names = {p.name for p in directory.iterdir()}
+    return bool(names) and not names & DATA_DIR_NAMES
 
 
 # ----------------------------------------------------------------- formatting

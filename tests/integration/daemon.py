@@ -77,7 +77,8 @@ class Daemon:
         daemon.data_dir = Path(tomllib.loads(text)["node"]["data_dir"])
         return daemon
 
-    def start(self, wait: bool = True) -> "Daemon":
+    def start(self, wait: bool = True, log_level: str = "debug") -> "Daemon":
+        """Run the daemon; ``log_level`` overrides the config's (benchmarks log less than tests)."""
         with self._changed:
             self.events.clear()
             self.by_event.clear()
@@ -90,7 +91,7 @@ class Daemon:
                 "--config",
                 str(self.config),
                 "--log-level",
-                "debug",
+                log_level,
                 *self.run_args,
             ],
             stdout=subprocess.PIPE,
@@ -198,3 +199,10 @@ def poll(probe: Callable[[], Any], timeout: float = 30.0, what: str = "condition
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {timeout} s")
         time.sleep(0.1)
+
+
+def hard(daemon: Daemon) -> Daemon:
+    """``daemon`` on a network of difficulty 8: a block takes billions of hashes, so mining
+    there goes on until it is stopped."""
+    daemon.config.write_text(daemon.config.read_text().replace(CHAIN, CHAIN.replace("= 1", "= 8", 1)))
+    return daemon

@@ -216,6 +216,19 @@ def test_unknown_wallet(node: Daemon) -> None:
     assert "unknown wallet 'erin'" in fails("wallet", "show", "erin", data_dir=node.data_dir, code=1)
 
 
+def test_an_empty_wallet_list_says_how_to_create_one_in_that_data_dir(tmp_path: Path) -> None:
+    """Not an error (exit 0), but its hint must name the same node: without the selector,
+    `trionode wallet new NAME` would create the wallet in ./data."""
+    result = cli("wallet", "list", data_dir=tmp_path)
+    assert result.stdout == (
+        f"no wallets in {tmp_path / 'wallets'} (create one with: trionode --data-dir {tmp_path} wallet new NAME)\n"
+    )
+    config = tmp_path / "node.toml"
+    config.write_text(f'[node]\ndata_dir = "{tmp_path / "n1"}"\n')
+    result = cli("--config", str(config), "wallet", "list")
+    assert result.stdout.endswith(f"(create one with: trionode --config {config} wallet new NAME)\n")
+
+
 def test_an_unknown_recipient_is_not_offered_a_new_wallet(node: Daemon) -> None:
     """`--to bob` where bob lives in another data dir: creating a second bob is not the fix."""
     wallets = node.data_dir / "wallets"

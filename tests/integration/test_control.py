@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import CHAIN, Daemon
+from tests.integration.daemon import Daemon, hard
 from trionode.control.protocol import encode
 
 
 @pytest.fixture
 def hard_node(tmp_path: Path) -> Iterator[Daemon]:
     """A node whose blocks take billions of hashes: a `mine` on it never finishes by itself."""
-    daemon = Daemon("hard", tmp_path)
-    daemon.config.write_text(daemon.config.read_text().replace(CHAIN, CHAIN.replace("= 1", "= 8", 1)))
-    daemon.start()
+    daemon = hard(Daemon("hard", tmp_path)).start()
     try:
         yield daemon
     finally:

@@ -150,3 +150,16 @@ def test_a_node_of_a_stopped_devnet_running_alone_is_not_called_a_devnet(
     assert result.stderr.splitlines() == [
         f"trionode: node2 is running on its own; stop it first: trionode --data-dir {tmp_path / 'node2'} stop"
     ]
+
+
+def test_a_difficulty_out_of_range_is_refused_the_same_on_a_new_or_an_existing_dir(tmp_path: Path) -> None:
+    """The range error, not "run with --difficulty 2": that advice would not help either."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "devnet.json").write_text('{"nodes": 2, "difficulty": 2, "ports": {}}\n')
+    for directory in (tmp_path / "new", tmp_path / "old"):
+        result = cli("devnet", "--dir", str(directory), "--difficulty", "9", check=False)
+        assert (result.returncode, result.stderr) == (
+            2,
+            "trionode: --difficulty must be 0..8 for a devnet, got 9\n",
+        )
+    assert not (tmp_path / "new").exists()  # refused before anything was created

@@ -1,14 +1,15 @@
 """`trionode top`: a snapshot without a terminal, all nodes of a devnet-like dir, a node that
-went away, no node at all, and the live view in a pseudo-terminal quitting on `q`."""
+went away, no node at all, and the live view in a pseudo-terminal quitting on `q` or Ctrl+C.
+"""
 
-import os
-import pty
 import re
-import select
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.integration.daemon import PYTHON, Daemon, cli
+import pytest
+
+from tests.integration.daemon import Daemon, cli, hard
+from tests.integration.terminal import CTRL_C, Terminal
 
 
 def top(*args: str) -> tuple[int, str, str]:
@@ -90,49 +91,88 @@ def test_no_node_is_one_line_and_exit_1(tmp_path: Path) -> None:
     ]
 
 
+def test_a_directory_of_other_files_is_not_offered_a_node(tmp_path: Path) -> None:
+    """`top --data-dir configs`: no node ran there, and `trionode --data-dir configs run` would
+    make configs/ a data dir; a file given as data dir is probably a config file."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "node1.toml").write_text("[node]\n")
+    code, _, err = top("--data-dir", str(configs))
+    assert code == 1
+    assert err.splitlines() == [
+        f"trionode: {configs} holds no node data dir"
+        " (give --data-dir a node's data dir or the directory holding them, or --config a node's config file)"
+    ]
+    stopped = tmp_path / "stopped"  # a node ran here: `run` is the right hint
+    stopped.mkdir()
+    (stopped / "node_id").write_text("0" * 32 + "\n")
+    (stopped / "notes.txt").write_text("mine")
+    _, _, err = top("--data-dir", str(stopped))
+    assert err.endswith(f"(start one with: trionode --data-dir {stopped} run)\n"), err
+    code, _, err = top("--data-dir", str(configs / "node1.toml"))
+    assert code == 1
+    assert err.splitlines() == [
+        f"trionode: {configs / 'node1.toml'} is a file, not a node's data dir"
+        f" (a config file? trionode --config {configs / 'node1.toml'} top)"
+    ]
+
+
+@pytest.fixture
+def miner(tmp_path: Path) -> Iterator[Daemon]:
+    """A node mining by itself ([mining] enabled) on the hard network: its hash rate stays
+    on; one worker leaves the other core to the test."""
+    daemon = hard(Daemon("miner", tmp_path, extra="[mining]\nenabled = true\nworkers = 1")).start()
+    try:
+        yield daemon
+    finally:
+        daemon.kill()
+
+
+def test_the_peers_rtt_and_last_seen_and_the_hash_rate_of_a_mining_node(
+    tmp_path: Path, miner: Daemon, daemons: list[Daemon]
+) -> None:
+    b = hard(Daemon("b", tmp_path, peers=(miner.address,))).start()
+    daemons.append(b)
+    b_id = b.status()["node_id"]
+    # The round trip is known after the first heartbeat echo (1 s heartbeats here).
+    miner.wait_until(
+        lambda: [p for p in miner.call("peers") if p["node_id"] == b_id and p["rtt"] is not None],
+        what="b's round trip",
+    )
+    miner.wait_until(lambda: miner.call("status")["hashrate"] > 0, what="a hash rate")
+    code, out, err = top("--data-dir", str(miner.data_dir))
+    assert code == 0, err
+    assert re.search(r"^mining +[0-9.]+ (MH|kH|H)/s$", out, re.MULTILINE), out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("PEER "))
+    assert header.split() == ["PEER", "ADDRESS", "DIR", "HEIGHT", "RTT", "LAST", "SEEN"]
+    row = next(line for line in out.splitlines() if line.lstrip().startswith(b_id[:10]))
+    # RTT then LAST SEEN: "0.4 ms  0s ago"
+    assert re.search(r" [0-9]+\.[0-9] ms +[0-9]+s ago$", row), row
+
+
 def test_live_view_in_a_terminal_quits_on_q(tmp_path: Path, daemons: list[Daemon]) -> None:
     a = Daemon("a", tmp_path).start()
     daemons.append(a)
     a_id = a.status()["node_id"]
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: top in a terminal
-        os.execv(PYTHON, [PYTHON, "-m", "trionode", "top", "--data-dir", str(a.data_dir)])
-    screen = b""
-
-    def read_until(text: bytes, timeout: float = 20.0) -> None:
-        nonlocal screen
-        deadline = time.monotonic() + timeout
-        while text not in screen and time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                screen += os.read(fd, 65536)
-        assert text in screen, screen[-2000:]
-
+    term = Terminal("top", "--data-dir", str(a.data_dir))
     try:
-        read_until(a_id.encode())
-        assert b"q or Ctrl+C quits" in screen
+        term.wait_for(re.escape(a_id.encode()))
+        assert b"q or Ctrl+C quits" in term.text
         assert a.stop() == 0  # the node goes away under the live view
-        read_until(b"not running")
-        os.write(fd, b"q")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    screen += os.read(fd, 65536)
-                except OSError:  # the terminal closed with the child
-                    pass
-        else:
-            raise AssertionError("top did not quit on q within 5 s")
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert b"Traceback" not in screen
+        term.wait_for(b"not running")
+        term.key(b"q")
+        assert term.wait_exit(5) == 0
+        assert b"Traceback" not in term.screen
     finally:
-        os.close(fd)
-        try:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        term.close()
+
+
+def test_live_view_quits_on_ctrl_c(miner: Daemon) -> None:
+    term = Terminal("top", "--data-dir", str(miner.data_dir))
+    try:
+        term.wait_for(rb"mining +[0-9.]+ (MH|kH|H)/s")  # the live view shows the rate too
+        term.key(CTRL_C)
+        assert term.wait_exit(5) == 0
+        assert b"Traceback" not in term.screen
+    finally:
+        term.close()

@@ -5,7 +5,7 @@ import errno
 
 from trionode.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
 from trionode.cli.formats import emit, table
-from trionode.cli.target import node_config, node_data_dir, not_running
+from trionode.cli.target import node_config, node_data_dir, not_running, selector
 from trionode.control.client import NodeNotRunning
 from trionode.node.config import NodeConfig
 from trionode.wallet import WalletError, WalletNameError, Wallets
@@ -74,7 +74,8 @@ def cmd_wallet(args: argparse.Namespace) -> int:
                 lambda rs: (
                     table([[r["name"], r["address"]] for r in rs], ["NAME", "ADDRESS"])
                     if rs
-                    else f"no wallets in {wallets.directory} (create one with: trionode wallet new NAME)"
+                    else f"no wallets in {wallets.directory}"
+                    f" (create one with: trionode{selector(args)} wallet new NAME)"
                 ),
             )
     except WalletError as exc:
@@ -93,7 +94,7 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
 def cmd_top(args: argparse.Namespace) -> int:
     from trionode.devnet import STATE_FILE
-    from trionode.top import find_nodes, run_top
+    from trionode.top import find_nodes, holds_no_data_dir, run_top
 
     data_dir = node_data_dir(args)
     try:
@@ -104,6 +105,15 @@ def cmd_top(args: argparse.Namespace) -> int:
             start = f"start it with: trionode devnet --dir {data_dir}"
         elif find_nodes(data_dir) != [data_dir]:
             start = "start each node with: trionode run --config FILE"
+        elif data_dir.is_file():
+            raise UserError(
+                f"{data_dir} is a file, not a node's data dir (a config file? trionode --config {data_dir} top)"
+            ) from None
+        elif holds_no_data_dir(data_dir):
+            raise UserError(
+                f"{data_dir} holds no node data dir (give --data-dir a node's data dir or the"
+                " directory holding them, or --config a node's config file)"
+            ) from None
         else:
             start = None
         raise not_running(args, exc, start) from None

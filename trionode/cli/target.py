@@ -26,7 +26,7 @@ def node_data_dir(args: argparse.Namespace) -> Path:
     return node_config(args).data_dir
 
 
-def _selector(args: argparse.Namespace) -> str:
+def selector(args: argparse.Namespace) -> str:
     """How the user named the node (`` --config FILE``), to repeat in a hint; "" for defaults."""
     if args.config is not None:
         return f" --config {args.config}"
@@ -39,7 +39,7 @@ def not_running(args: argparse.Namespace, exc: NodeNotRunning, start: str | None
     """Add how to start a node to "no node is running": ``start``, or else ``trionode run``."""
     text = str(exc)
     if text.startswith("no node is running"):
-        text += f" ({start or f'start one with: trionode{_selector(args)} run'})"
+        text += f" ({start or f'start one with: trionode{selector(args)} run'})"
     return UserError(text)
 
 
