@@ -6,7 +6,7 @@ and when; ``open_peer`` dials a node with one. ``build_chain`` and ``bad_pow_blo
 blocks for such a peer to send.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,14 +178,25 @@ async def open_peer(
     return peer
 
 
-def build_chain(path: Path, count: int, params: ChainParams = PARAMS) -> tuple[list[Block], int]:
-    """``count`` valid blocks on the genesis of ``params`` (mined here, stamped with the
-    simulated wall clock), and the chain's cumulative work."""
+def build_chain(
+    path: Path,
+    count: int,
+    params: ChainParams = PARAMS,
+    *,
+    on: Sequence[Block] = (),
+    reward_to: bytes = REWARD_TO,
+) -> tuple[list[Block], int]:
+    """``count`` valid blocks (mined here, stamped with the simulated wall clock, rewards to
+    ``reward_to``) on the genesis of ``params``, or on top of the blocks ``on`` (a chain from
+    height 1): a branch leaving another chain after ``on[-1]``. Returns the new blocks and the
+    chain's cumulative work."""
     chain = Chain(params, Store(path))
     now_ms = int(wall() * 1000)
+    for block in on:
+        assert chain.add_block(block, now_ms).status == "connected"
     blocks = []
     for i in range(count):
-        template = chain.template(REWARD_TO, now_ms + i)
+        template = chain.template(reward_to, now_ms + i)
         nonce = search(template.header.prefix(), template.header.target, 0, 1 << 20)
         assert nonce is not None
         block = Block(template.header.with_nonce(nonce), template.txs)

@@ -16,15 +16,13 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import PARAMS, events, make_node, wall
+from tests.runtime.harness import events, make_node, wall
 from tests.runtime.scripted import REWARD_TO, bad_pow_block, build_chain, open_peer
 from trionode.chain.amounts import COIN
 from trionode.chain.block import Block
 from trionode.chain.keys import KeyPair
 from trionode.chain.pow import search
-from trionode.chain.store import Store
 from trionode.chain.transaction import Transaction, sign_transaction
-from trionode.chain.tree import Chain
 from trionode.node.app import Node
 from trionode.node.intake import OFFER_WAIT
 from trionode.node.sync import FIRST_ROUND, STALL_TIMEOUT
@@ -339,25 +337,6 @@ async def test_relay_sends_each_item_once_per_peer_and_never_back_to_its_sender(
 FORK_REWARD_TO = bytes([0xF0]) * 20
 
 
-def fork_blocks(path: Path, base: Sequence[Block], count: int) -> list[Block]:
-    """``count`` blocks (no transactions, rewards to ``FORK_REWARD_TO``) on top of ``base`` (a
-    main chain from height 1), mined here: a branch that leaves a node's chain after ``base[-1]``."""
-    chain = Chain(PARAMS, Store(path))
-    now_ms = int(wall() * 1000)
-    for block in base:
-        assert chain.add_block(block, now_ms).status == "connected"
-    blocks = []
-    for i in range(count):
-        template = chain.template(FORK_REWARD_TO, now_ms + i)
-        nonce = search(template.header.prefix(), template.header.target, 0, 1 << 20)
-        assert nonce is not None
-        block = Block(template.header.with_nonce(nonce), template.txs)
-        assert chain.add_block(block, now_ms + i).status == "connected"
-        blocks.append(block)
-    chain.store.close()
-    return blocks
-
-
 async def test_pool_offered_again_after_a_reorg_skips_the_peers_known_to_have_each_transaction(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -372,7 +351,9 @@ async def test_pool_offered_again_after_a_reorg_skips_the_peers_known_to_have_ea
         await a.miner.mine_one(alice.address)  # height 1: alice's coins, on both branches
         await a.miner.mine_one(REWARD_TO)  # height 2: the block the reorg takes away
         base = await a.owner.call(lambda c: [c.block_at(1)])
-        fork = fork_blocks(tmp_path / "fork.db", [b for b in base if b is not None], 2)
+        fork, _ = build_chain(
+            tmp_path / "fork.db", 2, on=[b for b in base if b is not None], reward_to=FORK_REWARD_TO
+        )
         sender = await open_peer(nursery, net, "10.0.0.81", a, 81)
         relayed = await open_peer(nursery, net, "10.0.0.82", a, 82)
         tx = sign_transaction(alice, a.network, bytes(20), COIN, 0, int(wall() * 1000))

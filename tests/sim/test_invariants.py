@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from tests.chain.helpers import EASY, NOW, add, address, branch, build_block, extend, new_chain, pay
+from tests.sim.faults import mint_on_undo
 from trionode.chain.block import Block
 from trionode.chain.ledger import Ledger
 from trionode.chain.store import Store
@@ -113,14 +114,7 @@ def test_balances_that_do_not_sum_to_the_rewards_are_caught(
     """n02's ledger keeps the coinbase of a block a reorganisation disconnected: coins from
     nowhere. n01 reached the same tip without a reorganisation."""
     if fault:
-        original = Ledger.undo_block
-
-        def keep_the_coinbase(self: Ledger, block: Block) -> None:
-            original(self, block)
-            reward = block.txs[0]
-            self.balances[reward.recipient] = self.balances.get(reward.recipient, 0) + reward.amount
-
-        monkeypatch.setattr(Ledger, "undo_block", keep_the_coinbase)
+        mint_on_undo(monkeypatch)
     a, b = new_chain(), new_chain()
     genesis = a.tip.header
     shorter, longer = branch(EASY, genesis, 2, address(1)), branch(EASY, genesis, 3, address(2))

@@ -16,8 +16,7 @@ import pytest
 import trio
 
 import trionode.sim.scenario as scenario
-from trionode.chain.block import Block
-from trionode.chain.ledger import Ledger
+from tests.sim.faults import mint_on_undo
 from trionode.chain.mempool import Mempool
 from trionode.chain.store import Store
 from trionode.chain.transaction import Transaction
@@ -128,14 +127,7 @@ def test_a_node_that_never_offers_its_mempool_is_caught(monkeypatch: pytest.Monk
 def test_a_reorganisation_that_keeps_the_coinbase_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undoing a block leaves its reward in the ledger: every reorganisation mints coins. No
     crashes, so no restart rebuilds a ledger from the store and hides it."""
-    original = Ledger.undo_block
-
-    def keep_the_coinbase(self: Ledger, block: Block) -> None:
-        original(self, block)
-        reward = block.txs[0]
-        self.balances[reward.recipient] = self.balances.get(reward.recipient, 0) + reward.amount
-
-    monkeypatch.setattr(Ledger, "undo_block", keep_the_coinbase)
+    mint_on_undo(monkeypatch)
     for seed in range(1, 21):
         result = run_scenario(Spec(seed=seed, **SMALL, crashes=False))
         if result.stats["reorgs"]:
