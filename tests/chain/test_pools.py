@@ -1,6 +1,7 @@
 """Mempool policy, the orphan pool and block locators."""
 
 import hashlib
+import random
 
 import pytest
 
@@ -351,6 +352,34 @@ def test_a_full_pool_evicts_the_last_transaction_of_the_sender_with_most_pending
     after = ledger.copy()
     for tx in pool.select(10**6, 10):
         after.apply_transaction(tx)
+
+
+def test_the_heaviest_sender_is_the_one_a_full_scan_finds_through_adds_evictions_and_rebuilds() -> None:
+    """The pool keeps its senders' ranks in a lazy heap; whatever happens to the pool, the
+    sender it picks to evict is the one with the most pending, then the latest last arrival."""
+    rng = random.Random(7)
+    senders = range(1, 9)
+    ledger = _ledger(*senders)
+    pool = Mempool(max_txs=12, max_per_sender=6)
+
+    def scan(exclude: bytes | None) -> bytes | None:
+        others = [s for s in pool._by_sender if s != exclude]
+        return max(others, key=pool._rank, default=None)
+
+    for step in range(400):
+        sender = rng.choice(senders)
+        try:
+            pool.add(pay(sender, 9, 1, pool.next_nonce(address(sender), ledger)), ledger, NOW)
+        except ValidationError as exc:
+            assert exc.reason in ("too_many_pending", "mempool_full")
+        if step % 50 == 49:  # a tip change: everything is judged again, and trimmed
+            kept = list(pool.txs.values())
+            pool.remove([tx.txid for tx in kept])
+            pool.max_txs = rng.choice((8, 12))
+            pool.rebuild(ledger, kept, NOW)
+        for exclude in (None, address(rng.choice(senders))):
+            assert pool._heaviest(exclude) == scan(exclude)
+    assert len(pool._ranks) <= 4 * len(pool._by_sender) + 64  # stale entries are dropped
 
 
 def test_an_evicted_transaction_is_held_and_comes_back_when_there_is_room(funded: Chain) -> None:
