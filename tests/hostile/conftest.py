@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ import pytest
 from tests.hostile.daemons import PARAMS, Node
 from tests.hostile.encoder import Key, Params
 from tests.hostile.expect import Arena, Attacker, chain_of, established, mine_on
-from tests.hostile.peer import TALLY
+from tests.hostile.peer import NOTES, TALLY
 
 
 class Run:
@@ -77,18 +78,40 @@ def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
             RUN.senders.setdefault(kind, []).append(nodeid)
 
 
+def commit(root: Path) -> str | None:
+    """The commit the run's tree is at, and whether it had uncommitted changes (read only:
+    ``--no-optional-locks`` keeps ``git status`` from refreshing the index)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout (an sdist), or no git
+    return f"{head} with uncommitted changes" if changes else head
+
+
 def report(config: pytest.Config) -> dict[str, Any]:
     """The report ``tests/hostile/report.py`` renders."""
     args = [shlex.quote(arg) for arg in config.invocation_params.args]
+    at = commit(config.rootpath)
     return {
         "command": " ".join(["python -m pytest", *args]),
         "markers": config.option.markexpr,
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        **({"commit": at} if at else {}),
         "seconds": round(time.monotonic() - RUN.started),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "outcomes": dict(sorted(RUN.outcomes.items())),
         "skipped": dict(sorted(RUN.skipped.items())),
+        "notes": list(NOTES),
         "tally": dict(sorted(TALLY.items())),
         "senders": {
             kind: {"tests": len(ids), "failed": len(set(ids) & RUN.failed)}

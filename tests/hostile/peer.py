@@ -29,6 +29,8 @@ from tests.hostile.encoder import FrameReader, Key, Params, heartbeat, hello, he
 
 # Bad inputs sent, by kind; the session writes them into the report (conftest.py).
 TALLY: Final[Counter[str]] = Counter()
+# Lines the report shows about the run (a fault run's seed, to replay it).
+NOTES: Final[list[str]] = []
 # How long a test waits for an answer from a daemon before failing.
 WAIT: Final = 15.0
 
@@ -39,6 +41,10 @@ class PeerClosed(Exception):
 
 def count(kind: str, n: int = 1) -> None:
     TALLY[kind] += n
+
+
+def note(line: str) -> None:
+    NOTES.append(line)
 
 
 def _nonce() -> int:

@@ -3,12 +3,27 @@ PeerDiscovery messages. Addresses are in TEST-NET-1 (192.0.2.0/24, RFC 5737), wh
 machine answers, so whatever the node does with them harms nobody.
 """
 
+import os
 from typing import Any
 
 import pytest
 
-from tests.hostile.encoder import peer_entry
-from tests.hostile.expect import Arena, established, protocol_violation, still_connected
+from tests.hostile.encoder import COIN, Key, peer_entry, transaction, txid
+from tests.hostile.expect import Arena, chain_of, established, mine_on, protocol_violation, still_connected
+
+
+@pytest.fixture(scope="module", autouse=True)
+def honest_chain(arena: Arena) -> None:
+    """A mined block and a payment from its reward left pending: something an address flood
+    could disturb, which the snapshots compare."""
+    miner = established(arena.node)
+    view = chain_of(miner)
+    payer = Key()
+    mine_on(arena.node, miner, view, payer.address)
+    miner.close()
+    pending = transaction(payer, view.params.network, os.urandom(20), COIN, 0)
+    arena.observer.send("NewTransaction", {"tx": pending})
+    arena.node.wait_for("tx_accepted", txid=txid(pending).hex())
 
 
 def addresses(n: int, base: int = 0) -> list[dict[str, Any]]:
@@ -19,8 +34,11 @@ def test_a_1001_address_reply_is_a_protocol_error(arena: Arena) -> None:
     node, observer = arena.node, arena.observer
     peer = established(node)
     sent = addresses(1_001, base=20_000)
+    before = node.snapshot()
+    assert before[1] >= 1 and before[2], before  # a chain and a pending payment to lose
     peer.send("PeerDiscovery", {"request": False, "peers": sent}, bad="addr: 1,001 addresses")
     protocol_violation(node, peer, "bad_field", "payload.peers")
+    assert node.snapshot() == before
     # Refused whole: not one of them learned, none passed on.
     assert not node.matching("addresses_learned", peer=peer.node_id)
     observer.ping()

@@ -6,10 +6,11 @@ each), C only relays; two wallets submit transactions all along, one to C and on
 Rounds cycle through three kinds of kill, each made to happen rather than hoped for:
 
 - **a random moment**: a random node, after a random while, down for a random while;
-- **just after a reorganisation**: a miner is killed, restarted alone (another port, no
-  configured peers, its peer table removed) until it has mined blocks of its own, killed
-  again and restarted with its peers. Its branch and the others' meet: whichever node
-  reorganises first is killed the moment its ``chain_reorganized`` line appears;
+- **just after a reorganisation**: a miner is killed (a kind of its own: ``... to restart
+  it alone``), restarted alone (another port, no configured peers, its peer table removed)
+  until it has mined blocks of its own, killed again and restarted with its peers. Its
+  branch and the others' meet: whichever node reorganises first is killed the moment its
+  ``chain_reorganized`` line appears;
 - **during a catch-up sync**: D, a relay that is away between these rounds (hundreds of
   blocks behind), is started and killed the moment it accepts its first block; the height of
   the store it replays on restart shows whether the kill landed before it had caught up.
@@ -34,7 +35,7 @@ import pytest
 from tests.hostile.daemons import Node, free_port
 from tests.hostile.encoder import COIN, Key, Params, transaction
 from tests.hostile.expect import wait_until
-from tests.hostile.peer import count
+from tests.hostile.peer import count, note
 from trionode.control.client import NodeNotRunning
 from trionode.control.protocol import ControlError
 
@@ -55,6 +56,7 @@ ALONE_BLOCKS: Final = 2
 REORG_WAIT: Final = 20.0
 
 RANDOM = "fault: kill -9 at a random moment"
+ISOLATE = "fault: kill -9 of a miner, to restart it alone"
 ALONE = "fault: kill -9 of a miner mining alone"
 AFTER_REORG = "fault: kill -9 just after a reorganisation"
 DURING_SYNC = "fault: kill -9 during a catch-up sync"
@@ -103,6 +105,12 @@ def readable_state(node: Node) -> None:
         path = node.data_dir / name
         if path.exists():
             json.loads(path.read_text())
+
+
+def valid(node: Node) -> None:
+    """The node's stored chain passes every rule again (the ``validate`` verb)."""
+    check = node.control("validate")
+    assert check["valid"], check["errors"]
 
 
 def status(node: Node) -> dict[str, Any] | None:
@@ -177,12 +185,11 @@ class FaultRun:
     def restart(self, victim: Node, validate: bool = True) -> int:
         """Start ``victim`` again; the height its replayed store had.
 
-        ``validate=False`` where the next moment must not wait: checking a long chain takes
-        seconds (that store is validated at the node's next restart, or at the end)."""
+        ``validate=False`` only where the next moment must not wait (checking a long chain
+        takes seconds): the caller validates the node once that moment has passed."""
         victim.start()  # listening and control.sock: the store opened and its chain replayed
         if validate:
-            check = victim.control("validate")
-            assert check["valid"], check["errors"]
+            valid(victim)
         return int(victim.wait_for("node_started")["height"])
 
     def ahead(self) -> int:
@@ -203,14 +210,14 @@ class FaultRun:
     def after_reorg(self) -> None:
         """Give a miner a branch of its own, let it meet the others', kill who reorganises."""
         miner = self.rng.choice(self.nodes[:2])
-        self.kill(miner, RANDOM)
+        self.kill(miner, ISOLATE)
         (miner.data_dir / "peers.json").unlink(missing_ok=True)  # it would dial its old peers
         listen, peers = miner.listen, miner.peers
         miner.listen, miner.peers = "127.0.0.1:0", ()
         miner.write_config()
-        # Alone only for a moment (no validate first: on a long chain it takes seconds, the
-        # wallet feeding this miner meanwhile fills a branch bound to be dropped).
-        self.restart(miner, validate=False)
+        # Validated alone: it mines meanwhile (the blocks count below), so on a long chain
+        # its branch is only longer, and the reorganisation to come deeper.
+        self.restart(miner)
         miner.wait_until(lambda: len(miner.matching("block_mined")) >= ALONE_BLOCKS, 60, "blocks alone")
         assert not (status(miner) or {}).get("peers"), "the lone miner found company"
         self.kill(miner, ALONE)
@@ -219,6 +226,8 @@ class FaultRun:
         seen = {
             node.name: len(node.matching("chain_reorganized")) for node in self.nodes if node is not miner
         }
+        # Not validated yet: the reorganisation comes within a block time or two of this
+        # restart, and the kill must not wait seconds for a check of a long chain.
         self.restart(miner, validate=False)  # its events start afresh: any reorganisation is new
         seen[miner.name] = 0
         try:
@@ -237,6 +246,8 @@ class FaultRun:
         target = self.ahead()
         self.restart(victim)
         self.catch_up(victim, target)
+        if victim is not miner:  # the store it opened on rejoining, checked now the kill is done
+            valid(miner)
 
     def during_sync(self) -> None:
         """D comes back (or joins) hundreds of blocks behind: kill it in its catch-up."""
@@ -265,6 +276,7 @@ class FaultRun:
 def run_faults(make: Callable[..., Node], kills: int) -> None:
     seed = int(os.environ.get("TRIONODE_FAULT_SEED", random.randrange(1 << 32)))
     print(f"fault run: {kills} rounds, TRIONODE_FAULT_SEED={seed}")
+    note(f"fault run of {kills} rounds: TRIONODE_FAULT_SEED={seed}")
     run = FaultRun(make, random.Random(seed))
     for node in run.nodes:
         node.start()

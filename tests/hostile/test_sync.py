@@ -211,8 +211,10 @@ def test_a_102_hash_locator_is_a_protocol_error(arena: Arena) -> None:
     node = arena.node
     peer = established(node)
     locator = [os.urandom(32) for _ in range(102)]
+    before = node.snapshot()
     peer.send("RequestChain", request_chain(locator), bad="locator: 102 hashes")
     protocol_violation(node, peer, "bad_field", "payload.locator")
+    assert node.snapshot() == before  # the honest chain and its pending payment
 
 
 def test_locators_up_to_101_hashes_are_answered(arena: Arena) -> None:
