@@ -1,17 +1,18 @@
 """Wire codec throughput: frames/s encoded and decoded, beside raw msgpack on the same objects.
 
-    python benchmarks/bench_codec.py [--quick]
+    python benchmarks/bench_codec.py [--quick] [--decode-block SECONDS]
 
 Two messages: a small Heartbeat and a NewBlock of 100 signed transactions. "encode" is
 ``encode_message`` (a complete frame); "decode" is ``FrameDecoder.feed`` + ``decode_message``
 (full validation, transactions rebuilt with their txids). The raw columns are
 ``msgpack.packb``/``msgpack.unpackb`` of the same envelope dict: the floor of any msgpack
 codec, without validation. Each figure is the median of several timed runs; the last line
-is JSON with every figure.
+is JSON with every figure. ``--decode-block S`` only decodes the 100-transaction block frame
+for S seconds, for a profiler: ``py-spy record -r 200 -f raw -o OUT -- python
+benchmarks/bench_codec.py --decode-block 20``.
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,6 +27,8 @@ from trionode.chain.merkle import merkle_root
 from trionode.chain.transaction import coinbase, sign_transaction
 from trionode.wire.framing import FrameDecoder
 from trionode.wire.messages import Heartbeat, Message, NewBlock, decode_message, encode_message, envelope_dict
+
+from common import emit
 
 SENDER = bytes(range(16))
 TS = 1_704_067_260.25
@@ -98,19 +101,39 @@ def bench_batch(number: int, repeats: int) -> dict[str, float]:
     return {"split": per_second}
 
 
+def decode_block_for(seconds: float) -> None:
+    """Decode one 100-transaction block frame again and again (the profiled loop)."""
+    frame = encode_message(block_message(), SENDER, TS)
+    decoder = FrameDecoder()
+    done = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(100):
+            (body,) = decoder.feed(frame)
+            decode_message(body)
+        done += 100
+    print(f"decoded {done:,} blocks in {seconds:.0f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a few seconds)")
+    parser.add_argument(
+        "--decode-block", type=float, metavar="SECONDS", help="only decode a block (profiling)"
+    )
     args = parser.parse_args()
+    if args.decode_block:
+        decode_block_for(args.decode_block)
+        return 0
     repeats = 3 if args.quick else 7
     results = {
         "heartbeat": bench("Heartbeat", heartbeat(), 5_000 if args.quick else 50_000, repeats),
         "block_100tx": bench("NewBlock 100tx", block_message(), 100 if args.quick else 1_000, repeats),
         "framing_batch": bench_batch(100_000 if args.quick else 1_000_000, repeats),
     }
-    print(json.dumps({"benchmark": "codec", "python": sys.version.split()[0], "results": results}))
+    emit("codec", {"python": sys.version.split()[0], "results": results})
     return 0
 
 

@@ -1,13 +1,17 @@
 """Transaction intake: signed transactions per second accepted and relayed by one node fed by
 a peer, beside the single-core Ed25519 verification rate of this machine (the limit).
 
-    python benchmarks/bench_intake.py [--quick] [--txs N]
+    python benchmarks/bench_intake.py [--quick] [--txs N] [--runs R] [--profile OUT]
 
 A daemon holds a chain where 50 keys are funded. A feeder peer sends N signed transactions
 (round-robin over the keys, consecutive nonces per key: the mempool takes at most 100 pending
 from one sender) as fast as the socket takes them; a second peer (the sink) counts the
 ``NewTransaction`` frames the node relays to it. The rate is N over the time from the first
-frame sent to the last one relayed.
+frame sent to the last one relayed; with R runs (a fresh daemon each), the median.
+
+The daemon logs at info (its default: a ``tx_accepted`` line per transaction) to a file, so
+nothing in this process parses its lines while it works. ``--profile OUT`` samples each run's
+daemon with py-spy from before the first frame until it stops (``OUT.1``, ``OUT.2``, ...).
 """
 
 import argparse
@@ -22,7 +26,7 @@ from trionode.chain.transaction import sign_transaction
 from trionode.wire import messages as m
 
 import chaingen
-from common import Daemon, emit, median
+from common import FileLoggedDaemon, Profiler, emit, median
 from peerkit import BenchPeer
 
 
@@ -88,17 +92,22 @@ async def feed(port: int, network: bytes, count: int) -> float:
     return count / elapsed
 
 
-def run(count: int) -> float:
+def run(count: int, profile: Path | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        node = Daemon("node", Path(tmp), extra="max_peers = 20")
+        node = FileLoggedDaemon("node", Path(tmp), extra="max_peers = 20", log_level="info")
         chaingen.copy_to(3, SENDERS, node.data_dir)
-        node.config.write_text(node.config.read_text().replace('level = "info"', 'level = "info"'))
         node.start()
+        profiler = None
         try:
             network = bytes.fromhex(node.status()["network"])
+            if profile is not None:
+                assert node.proc is not None
+                profiler = Profiler(node.proc.pid, profile)
             return trio.run(feed, node.port, network, count)
         finally:
             node.stop()
+            if profiler is not None:
+                profiler.wait()
 
 
 def main() -> None:
@@ -106,13 +115,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--txs", type=int, default=4_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", type=Path, help="py-spy raw output of each run's daemon: OUT.1, ...")
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     count = 1_000 if args.quick else args.txs
     if count > 100 * SENDERS:
         parser.error(f"--txs at most {100 * SENDERS}: the pool holds 100 pending per sender")
     limit = median([verify_rate() for _ in range(3)])
-    rate = median([run(count) for _ in range(runs)])
+    outs = [
+        args.profile.with_name(f"{args.profile.name}.{i + 1}") if args.profile else None for i in range(runs)
+    ]
+    rates = [run(count, out) for out in outs]
+    rate = median(rates)
+    if runs > 1:
+        print("intake of each run: " + ", ".join(f"{r:,.0f}" for r in rates) + " tx/s")
     print(f"Ed25519 verify, 1 core: {limit:,.0f}/s")
     print(f"intake (accepted + relayed): {rate:,.0f} tx/s = {rate / limit:.0%} of one core's verify rate")
     emit(

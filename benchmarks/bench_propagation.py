@@ -1,12 +1,16 @@
 """Block propagation: from a block being mined to every node having accepted it.
 
-    python benchmarks/bench_propagation.py [--quick] [--topology line|graph|both]
+    python benchmarks/bench_propagation.py [--quick] [--topology line|graph|both] [--runs R]
+        [--blocks N] [--profile OUT]
 
 Real daemons on 127.0.0.1 (discovery off, so the topology stays as built): a 20-node line, and
 a 50-node random graph where each node dials 2-4 random earlier nodes (seed 7). Node 0 mines
-20 blocks one after another; each block's latency is the time from its ``block_mined`` line
+20 blocks (N) one after another; each block's latency is the time from its ``block_mined`` line
 on node 0 to the last ``block_accepted`` line for it on any node, all read from the nodes' own
-log timestamps (one machine, one clock). Prints p50 and p95 over the blocks.
+log timestamps (one machine, one clock). Prints p50 and p95 over the blocks; with R runs
+(fresh networks each), the median of each figure. ``--profile OUT`` samples the middle node of
+the line with py-spy while the blocks propagate and writes its raw stacks to OUT (latencies
+of such a run are not figures: py-spy pauses the node at each sample).
 """
 
 import argparse
@@ -23,7 +27,7 @@ from pathlib import Path
 
 from trionode.control.client import ControlClient
 
-from common import emit, percentile
+from common import Profiler, emit, median, percentile
 
 
 def free_ports(n: int) -> list[int]:
@@ -107,12 +111,13 @@ def wait(probe: Callable[[], object], timeout: float, what: str) -> object:
     return value
 
 
-def run(kind: str, n: int, blocks: int) -> dict[str, float]:
+def run(kind: str, n: int, blocks: int, profile: Path | None = None) -> dict[str, float]:
     dials = topology(kind, n, random.Random(7))
     ports = free_ports(n)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         nodes = [Node(root, i, ports[i], [ports[j] for j in dials[i]]) for i in range(n)]
+        profiler = None
         try:
             for i, node in enumerate(nodes):  # every dial of the topology is up
                 wait(
@@ -122,6 +127,7 @@ def run(kind: str, n: int, blocks: int) -> dict[str, float]:
                     60,
                     "topology connections",
                 )
+            profiler = Profiler(nodes[n // 2].proc.pid, profile) if profile else None
             latencies = []
             with ControlClient(nodes[0].data_dir) as control:
                 for _ in range(blocks):
@@ -144,6 +150,8 @@ def run(kind: str, n: int, blocks: int) -> dict[str, float]:
             for node in nodes:
                 node.proc.kill()
                 node.proc.wait()
+            if profiler:
+                profiler.wait()
     return {
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),
@@ -151,27 +159,39 @@ def run(kind: str, n: int, blocks: int) -> dict[str, float]:
     }
 
 
+def measure(kind: str, n: int, blocks: int, runs: int, profile: Path | None) -> dict[str, float]:
+    """The median of each figure over ``runs`` networks."""
+    # Only the first run is profiled (one file).
+    results = [run(kind, n, blocks, profile if kind == "line" and i == 0 else None) for i in range(runs)]
+    for r in results:
+        print(
+            f"{n}-node {kind}: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms over {blocks} blocks",
+            flush=True,
+        )
+    mid = {key: median([r[key] for r in results]) for key in results[0]}
+    if runs > 1:
+        print(f"{n}-node {kind}, median of {runs}: p50 {mid['p50_ms']:.1f} ms, p95 {mid['p95_ms']:.1f} ms")
+    return mid
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 blocks, a 10-node line and a 15-node graph")
     parser.add_argument("--topology", choices=["line", "graph", "both"], default="both")
+    parser.add_argument("--runs", type=int, default=1, help="repeat, report the median of each figure")
+    parser.add_argument("--blocks", type=int, help="blocks per network (default 20, quick 5)")
+    parser.add_argument("--profile", type=Path, help="py-spy raw output of the line's middle node")
     args = parser.parse_args()
-    blocks = 5 if args.quick else 20
+    blocks = args.blocks or (5 if args.quick else 20)
     line_n, graph_n = (10, 15) if args.quick else (20, 50)
     figures: dict[str, float] = {}
     if args.topology in ("line", "both"):
-        line = run("line", line_n, blocks)
-        print(
-            f"{line_n}-node line : p50 {line['p50_ms']:.1f} ms, p95 {line['p95_ms']:.1f} ms over {blocks} blocks"
-        )
+        line = measure("line", line_n, blocks, args.runs, args.profile)
         figures.update({f"line{line_n}_{k}": round(v, 2) for k, v in line.items()})
     if args.topology in ("graph", "both"):
-        graph = run("graph", graph_n, blocks)
-        print(
-            f"{graph_n}-node graph: p50 {graph['p50_ms']:.1f} ms, p95 {graph['p95_ms']:.1f} ms over {blocks} blocks"
-        )
+        graph = measure("graph", graph_n, blocks, args.runs, None)
         figures.update({f"graph{graph_n}_{k}": round(v, 2) for k, v in graph.items()})
-    emit("propagation", {"blocks": blocks, **figures})
+    emit("propagation", {"blocks": blocks, "runs": args.runs, **figures})
 
 
 if __name__ == "__main__":
