@@ -5,16 +5,13 @@ adding the chain difficulty, mining, fixed ports, extra ``[p2p]`` keys and a com
 (``ip netns exec NS``). State is read through the control socket, the way the CLI reads it.
 """
 
-import os
 import socket
-import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 from tests.hostile.encoder import COIN, Params
 from tests.hostile.peer import Peer
-from tests.integration.daemon import PYTHON, Daemon
+from tests.integration.daemon import Daemon
 from trionode.control.client import NodeNotRunning, call
 from trionode.control.protocol import ControlError
 
@@ -88,30 +85,12 @@ class Node(Daemon):
         ]
         self.config.write_text("\n".join(lines) + "\n")
 
-    def start(self, wait: bool = True) -> "Node":
-        with self._changed:  # a restart must not see its previous run's lines
-            self.events.clear()
-            getattr(self, "by_event", {}).clear()
-        command = [
-            PYTHON,
-            "-m",
-            "trionode",
-            "run",
-            "--config",
-            str(self.config),
-            "--log-level",
-            self.log_level,
-        ]
-        self.proc = subprocess.Popen(
-            [*self.prefix, *command],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+    def command(self, log_level: str) -> list[str]:
+        return [*self.prefix, *super().command(log_level)]  # (a prefix: ip netns exec NS)
+
+    def start(self, wait: bool = True, log_level: str | None = None) -> "Node":
+        super().start(wait=wait, log_level=log_level or self.log_level)
         if wait:
-            self.address = self.wait_for("listening")["address"]
             # The control socket comes up just after the listener (a stale one, left by a
             # kill -9, is replaced then): wait until it answers.
             self.wait_until(lambda: self._answers() or not self.alive, what="control.sock")

@@ -83,17 +83,7 @@ class Daemon:
             self.events.clear()
             self.by_event.clear()
         self.proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "trionode",
-                "run",
-                "--config",
-                str(self.config),
-                "--log-level",
-                log_level,
-                *self.run_args,
-            ],
+            self.command(log_level),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -103,6 +93,20 @@ class Daemon:
         if wait:
             self.address = self.wait_for("listening")["address"]
         return self
+
+    def command(self, log_level: str) -> list[str]:
+        """The ``trionode run`` command line this daemon starts with."""
+        return [
+            PYTHON,
+            "-m",
+            "trionode",
+            "run",
+            "--config",
+            str(self.config),
+            "--log-level",
+            log_level,
+            *self.run_args,
+        ]
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -127,9 +131,10 @@ class Daemon:
             return [e for e in self.by_event.get(event, ()) if all(e.get(k) == v for k, v in fields.items())]
 
     def wait_for(self, event: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
-        return self.wait_until(
-            lambda: (self.matching(event, **fields) or [None])[0], timeout, f"{event} {fields}"
+        found: dict[str, Any] = self.wait_until(
+            lambda: next(iter(self.matching(event, **fields)), None), timeout, f"{event} {fields}"
         )
+        return found
 
     def wait_until(self, probe: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
