@@ -110,13 +110,19 @@ def _bytewise(rng: random.Random, body: bytes) -> bytes:
     return bytes(data)
 
 
-def run(inputs: int, seed: int = 0, check: Callable[[bytes], None] | None = None) -> Counter[str]:
-    """Decode ``inputs`` mutated bodies; return counts of outcomes ("ok" or the error code).
+def run(
+    inputs: int,
+    seed: int = 0,
+    check: Callable[[bytes], None] | None = None,
+    bodies: list[bytes] | None = None,
+) -> Counter[str]:
+    """Decode ``inputs`` mutated bodies (of ``bodies``, else the corpus); return counts of
+    outcomes ("ok" or the error code); ``check`` sees every input after it.
 
     Raises AssertionError on the first input that escapes as anything but ProtocolError.
     """
     rng = random.Random(seed)
-    bodies = corpus()
+    bodies = bodies or corpus()
     outcomes: Counter[str] = Counter()
     for _ in range(inputs):
         body = rng.choice(bodies)

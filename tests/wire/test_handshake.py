@@ -1,7 +1,7 @@
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from trionode.chain.keys import KeyPair
 from trionode.wire.errors import (

@@ -7,7 +7,9 @@ The signature covers the same fields without itself, prefixed by a domain tag an
 """
 
 import hashlib
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import msgspec
 
 from trionode.chain import keys
 from trionode.chain.amounts import MAX_MONEY
@@ -19,46 +21,66 @@ COINBASE_SENDER: Final = "network"
 SIGNING_TAG: Final = "trionode-tx-v1"
 TX_FIELDS: Final = 6
 _sha256 = hashlib.sha256
-# Building the tuple directly skips NamedTuple's generated Python-level __new__.
-_tuple_new = tuple.__new__
 # A coinbase has no signature; every other transaction a 64-byte Ed25519 one.
 _SIGNATURE_LENS: Final = frozenset((0, keys.SIGNATURE_LEN))
+_force_setattr = msgspec.structs.force_setattr
+
+if TYPE_CHECKING:
+    _Sender = bytes
+    _Recipient = bytes
+    _Amount = int
+    _UInt64 = int
+    _Signature = bytes
+else:
+    # What the compiled decoder (``trionode.wire.fastpath``) checks while it builds a
+    # Transaction from a wire array. The sender stays unchecked there (the wire spells it as
+    # 32-byte bin or the str "network", a union msgspec cannot express) and so does a
+    # signature's exact length (0 or 64): the fast path checks both after decoding.
+    _Sender = Any
+    _Recipient = Annotated[bytes, msgspec.Meta(min_length=keys.ADDRESS_LEN, max_length=keys.ADDRESS_LEN)]
+    _Amount = Annotated[int, msgspec.Meta(ge=0, le=MAX_MONEY)]
+    # msgpack has no integer above 2**64 - 1, so ">= 0" is the whole uint64 range.
+    _UInt64 = Annotated[int, msgspec.Meta(ge=0)]
+    _Signature = Annotated[bytes, msgspec.Meta(max_length=keys.SIGNATURE_LEN)]
 
 
-class _Fields(NamedTuple):
-    sender: bytes
-    recipient: bytes
-    amount: int
-    nonce: int
-    timestamp: int
-    signature: bytes
-    encoded: bytes
-    txid: bytes
+class Transaction(
+    msgspec.Struct, array_like=True, frozen=True, gc=False, eq=False, forbid_unknown_fields=True
+):
+    """An immutable transaction; ``encoded`` and ``txid`` are computed on first use, once.
 
-
-class Transaction(_Fields):
-    """An immutable transaction; ``txid`` and ``encoded`` are computed once at construction.
-
-    A tuple underneath: construction is one C call and fields are C-level getters, which
-    matters because every received block builds thousands of these.
+    A msgspec Struct laid out as the wire array, so a received block's transactions are built
+    by compiled code without a Python call each; their ids are hashed only when something
+    needs them (a block that fails its header checks, or a copy of a block already known,
+    never does). ``_cache`` holds ``(encoded, txid)`` once computed; its type is one no
+    msgpack value decodes to, so a 7-element wire array is refused rather than read into it.
     """
 
-    __slots__ = ()
+    sender: _Sender  # the 32-byte public key, or b"" for a coinbase
+    recipient: _Recipient
+    amount: _Amount
+    nonce: _UInt64
+    timestamp: _UInt64  # UNIX ms
+    signature: _Signature
+    _cache: msgspec.UnsetType | tuple[bytes, bytes] = msgspec.UNSET
 
-    def __new__(
-        cls,
-        sender: bytes,
-        recipient: bytes,
-        amount: int,
-        nonce: int,
-        timestamp: int,
-        signature: bytes,
-    ) -> "Transaction":
-        """``sender`` is the 32-byte public key, or b"" for a coinbase; ``timestamp`` is UNIX ms."""
-        encoded = packb([sender or COINBASE_SENDER, recipient, amount, nonce, timestamp, signature])
-        return _tuple_new(
-            cls, (sender, recipient, amount, nonce, timestamp, signature, encoded, _sha256(encoded).digest())
-        )
+    def _fill(self) -> tuple[bytes, bytes]:
+        encoded = packb(self.to_wire())
+        cache = (encoded, _sha256(encoded).digest())
+        _force_setattr(self, "_cache", cache)
+        return cache
+
+    @property
+    def encoded(self) -> bytes:
+        """The canonical msgpack array (protocol.md 9.1)."""
+        cache = self._cache
+        return (self._fill() if cache is msgspec.UNSET else cache)[0]
+
+    @property
+    def txid(self) -> bytes:
+        """SHA-256 of ``encoded``."""
+        cache = self._cache
+        return (self._fill() if cache is msgspec.UNSET else cache)[1]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Transaction) and other.txid == self.txid
@@ -111,9 +133,8 @@ class Transaction(_Fields):
     def from_wire_fast(cls, value: Any) -> "Transaction | None":
         """The hot path of ``from_wire``: a well-formed array -> Transaction, anything else None.
 
-        One check per field and no helper calls or field names; a decoded array is already
-        the canonical list (``"network"`` spells the coinbase sender), so it is packed as it
-        is. ``from_wire`` takes the slow path, which names the offending field, on None.
+        One check per field and no helper calls or field names; ``from_wire`` takes the slow
+        path, which names the offending field, on None.
         """
         if type(value) is list and len(value) == TX_FIELDS:
             s, r, a, n, t, sig = value
@@ -130,8 +151,7 @@ class Transaction(_Fields):
                 and len(sig) in _SIGNATURE_LENS
             ):
                 if type(s) is bytes and len(s) == keys.PUBKEY_LEN:
-                    encoded = packb(value)
-                    return _tuple_new(cls, (s, r, a, n, t, sig, encoded, _sha256(encoded).digest()))
+                    return cls(s, r, a, n, t, sig)
                 if s == COINBASE_SENDER:
                     return cls(b"", r, a, n, t, sig)
         return None

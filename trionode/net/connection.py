@@ -9,11 +9,11 @@ peer whose queue is full is disconnected (``slow_reader``). Every failure of a p
 
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 import trio
+from msgspec.structs import replace
 
 from trionode.net.inventory import PEER_KNOWN, RollingSet
 from trionode.wire.addresses import host_of

@@ -15,7 +15,7 @@ from trionode.wire.errors import BAD_FIELD, MISSING_FIELD, ProtocolError
 _MISSING: Final = object()
 # Cumulative work is below 2**256: at most 64 hex digits; no sign, 0x, _ or spaces.
 MAX_WORK_DIGITS: Final = 64
-_WORK_HEX: Final = re.compile(f"[0-9a-f]{{1,{MAX_WORK_DIGITS}}}")
+WORK_HEX: Final = re.compile(f"[0-9a-f]{{1,{MAX_WORK_DIGITS}}}")
 # SHA-256 hashes (block hashes, the network id), and node ids: 128 random bits are enough
 # that two nodes never pick the same one, while staying short in logs.
 HASH_BYTES: Final = 32
@@ -112,7 +112,7 @@ def want_node_id(value: Any, field: str) -> bytes:
 
 def want_work(value: Any, field: str) -> int:
     """Cumulative work: 1..64 lowercase hex digits (it outgrows uint64), leading zeros allowed."""
-    if type(value) is str and _WORK_HEX.fullmatch(value):
+    if type(value) is str and WORK_HEX.fullmatch(value):
         return int(value, 16)
     raise bad(field, f"expected 1..{MAX_WORK_DIGITS} lowercase hex digits")
 

@@ -6,12 +6,14 @@ so the node can count and skip it (a newer peer may speak more than we do).
 """
 
 import struct
-from dataclasses import dataclass
 from typing import Any, Final
+
+import msgspec
 
 from trionode.wire import fields as f
 from trionode.wire.codec import pack, unpack_map
 from trionode.wire.errors import MessageTooLarge
+from trionode.wire.fastpath import decode_fast
 from trionode.wire.framing import MAX_FRAME
 from trionode.wire.payloads import (
     MESSAGE_TYPES,
@@ -49,6 +51,7 @@ __all__ = [
     "ResponseChain",
     "UnknownMessage",
     "decode_message",
+    "decode_reference",
     "encode_message",
 ]
 
@@ -62,15 +65,13 @@ _HEADS: Final = {name: b"\x84\xa4type" + pack(name) + b"\xa6sender" for name in 
 _PAYLOAD_KEY: Final = b"\xa7payload"
 
 
-@dataclass(frozen=True, slots=True)
-class UnknownMessage:
+class UnknownMessage(msgspec.Struct, frozen=True, gc=False):
     """A message of a type this version does not know; its payload is dropped unread."""
 
     type: str
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     type: str
     sender: bytes  # the sender's 16-byte node id
     ts: float  # UNIX seconds at the sender
@@ -100,7 +101,19 @@ def encode_message(msg: Message, sender: bytes, ts: float) -> bytes:
 
 
 def decode_message(body: bytes) -> Envelope:
-    """A frame body (no length prefix) -> ``Envelope``; ``ProtocolError`` for anything invalid."""
+    """A frame body (no length prefix) -> ``Envelope``; ``ProtocolError`` for anything invalid.
+
+    The hot types in trionode's own layout take the compiled shortcut (``fastpath``); every
+    other body, and any the shortcut declines, the reference decoder below.
+    """
+    fast = decode_fast(body)
+    if fast is not None:
+        return Envelope(*fast)
+    return decode_reference(body)
+
+
+def decode_reference(body: bytes) -> Envelope:
+    """``decode_message`` without the shortcut: the decoder every input's verdict comes from."""
     envelope = unpack_map(body)
     type_name = f.want_str(f.get(envelope, "type", ""), "type", MAX_TYPE_LEN)
     sender = f.want_node_id(f.get(envelope, "sender", ""), "sender")

@@ -7,8 +7,9 @@ field it knows and ignores the others (forward compatibility); constructors do n
 build messages from valid values (the round-trip tests hold the encoder to that).
 """
 
-from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Self
+
+import msgspec
 
 from trionode.chain.block import Block
 from trionode.chain.errors import DecodeError
@@ -91,8 +92,7 @@ def block_bytes(block: Block) -> bytes:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Hello(Message):
+class Hello(Message, msgspec.Struct, frozen=True, gc=False):
     TYPE: ClassVar[str] = "Hello"
     version: int
     network: bytes
@@ -136,8 +136,7 @@ class Hello(Message):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class HelloProof(Message):
+class HelloProof(Message, msgspec.Struct, frozen=True, gc=False):
     """The handshake's second step: the sender's signature over the other side's challenge."""
 
     TYPE: ClassVar[str] = "HelloProof"
@@ -151,8 +150,7 @@ class HelloProof(Message):
         return cls(f.want_hex(f.get(payload, "signature"), "payload.signature", SIGNATURE_LEN))
 
 
-@dataclass(frozen=True, slots=True)
-class NewTransaction(Message):
+class NewTransaction(Message, msgspec.Struct, frozen=True, gc=False):
     TYPE: ClassVar[str] = "NewTransaction"
     tx: Transaction
 
@@ -171,8 +169,7 @@ class NewTransaction(Message):
             raise _chain_error(exc) from None
 
 
-@dataclass(frozen=True, slots=True)
-class NewBlock(Message):
+class NewBlock(Message, msgspec.Struct, frozen=True, gc=False):
     TYPE: ClassVar[str] = "NewBlock"
     block: Block
 
@@ -191,8 +188,7 @@ class NewBlock(Message):
             raise _chain_error(exc) from None
 
 
-@dataclass(frozen=True, slots=True)
-class RequestChain(Message):
+class RequestChain(Message, msgspec.Struct, frozen=True, gc=False):
     """Blocks after the first locator hash the responder has on its main chain.
 
     An empty locator means "from genesis" (the answer starts at height 0).
@@ -213,8 +209,7 @@ class RequestChain(Message):
         return cls(locator, limit)
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseChain(Message):
+class ResponseChain(Message, msgspec.Struct, frozen=True, gc=False):
     TYPE: ClassVar[str] = "ResponseChain"
     blocks: list[Block]
 
@@ -235,8 +230,7 @@ class ResponseChain(Message):
             raise _chain_error(exc) from None
 
 
-@dataclass(frozen=True, slots=True)
-class PeerInfo:
+class PeerInfo(msgspec.Struct, frozen=True, gc=False):
     """One peer-table entry as peers share it; ``address`` is where that peer listens."""
 
     address: str
@@ -259,8 +253,7 @@ class PeerInfo:
         return cls(address, node_id, last_seen)
 
 
-@dataclass(frozen=True, slots=True)
-class PeerDiscovery(Message):
+class PeerDiscovery(Message, msgspec.Struct, frozen=True, gc=False):
     """``request`` true asks the receiver for its peers; the answer has ``request`` false."""
 
     TYPE: ClassVar[str] = "PeerDiscovery"
@@ -277,8 +270,7 @@ class PeerDiscovery(Message):
         return cls(request, [PeerInfo.from_wire(p, f"payload.peers[{i}]") for i, p in enumerate(raw)])
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat(Message):
+class Heartbeat(Message, msgspec.Struct, frozen=True, gc=False):
     """``echo`` false asks for an answer: a Heartbeat with ``echo`` true and the same ``nonce``."""
 
     TYPE: ClassVar[str] = "Heartbeat"
@@ -311,8 +303,7 @@ class Heartbeat(Message):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Error(Message):
+class Error(Message, msgspec.Struct, frozen=True, gc=False):
     """Why the sender is about to close (codes in ``trionode.wire.errors``); sent, then closed."""
 
     TYPE: ClassVar[str] = "Error"

@@ -1,0 +1,240 @@
+"""The compiled shortcut agrees with the reference decoder on every body it accepts.
+
+``decode_fast`` may decline anything (None); what it must never do is accept a body the
+reference decoder refuses, or read one differently. Checked on valid messages of the four hot
+types, on hand-made near misses, and on every input of the seeded mutation fuzzer.
+"""
+
+import math
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trionode.chain.block import Block
+from trionode.chain.transaction import Transaction
+from trionode.wire.codec import BUDGET_FROM
+from trionode.wire.errors import ProtocolError
+from trionode.wire.fastpath import decode_fast
+from trionode.wire.messages import (
+    Envelope,
+    Heartbeat,
+    Message,
+    NewBlock,
+    NewTransaction,
+    ResponseChain,
+    decode_message,
+    decode_reference,
+    encode_message,
+    envelope_dict,
+)
+
+from . import fuzzing
+from .factories import (
+    BLOCK,
+    CB,
+    NODE,
+    TIP,
+    TX,
+    heartbeats,
+    new_blocks,
+    new_transactions,
+    one_of_each,
+    response_chains,
+)
+from .test_fuzz import fuzz_seed
+
+HOT = (Heartbeat, NewTransaction, NewBlock, ResponseChain)
+TS = 1_700_000_000.25
+NODE_HEX = NODE.hex()
+
+
+def tx_view(tx: Transaction) -> tuple[Any, ...]:
+    """Every field with its type: a coinbase's sender must be b"", never the wire's "network"."""
+    fields = (tx.sender, tx.recipient, tx.amount, tx.nonce, tx.timestamp, tx.signature)
+    return (*tuple((type(v), v) for v in fields), tx.txid)
+
+
+def block_view(block: Block) -> tuple[Any, ...]:
+    h = block.header
+    header = (h.version, h.height, h.prev_hash, h.timestamp, h.merkle_root, h.target, h.nonce, h.block_hash)
+    return header, [tx_view(tx) for tx in block.txs]
+
+
+def view(message: Any) -> Any:
+    """A comparable picture of a decoded message (Block compares by identity)."""
+    if isinstance(message, NewBlock):
+        return "NewBlock", block_view(message.block)
+    if isinstance(message, ResponseChain):
+        return "ResponseChain", [block_view(b) for b in message.blocks]
+    if isinstance(message, NewTransaction):
+        return "NewTransaction", tx_view(message.tx)
+    return message
+
+
+def agree(body: bytes) -> bool:
+    """Assert the contract for one body; True if the shortcut took it."""
+    fast = decode_fast(body)
+    if fast is None:
+        return False
+    try:
+        reference = decode_reference(body)
+    except ProtocolError as exc:
+        raise AssertionError(f"shortcut accepted what the reference refuses ({exc}): {body.hex()}") from None
+    kind, sender, ts, message = fast
+    assert (kind, type(sender), sender, type(ts), ts) == (
+        reference.type,
+        bytes,
+        reference.sender,
+        float,
+        reference.ts,
+    ), body.hex()
+    assert type(message) is type(reference.message), body.hex()
+    assert view(message) == view(reference.message), body.hex()
+    return True
+
+
+def frame_body(message: Message, ts: float = TS) -> bytes:
+    return encode_message(message, NODE, ts)[4:]
+
+
+def packed(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("message", one_of_each(), ids=lambda m: m.TYPE)
+def test_takes_exactly_the_hot_types_in_our_layout(message: Message) -> None:
+    assert agree(frame_body(message)) == isinstance(message, HOT)
+
+
+def test_decode_message_returns_the_shortcuts_envelope() -> None:
+    body = frame_body(NewBlock(BLOCK))
+    env = decode_message(body)
+    assert isinstance(env, Envelope) and isinstance(env.message, NewBlock)
+    assert block_view(env.message.block) == block_view(decode_reference(body).message.block)  # type: ignore[union-attr]
+    assert env.message.block.txs[0].sender == b"" and env.message.block.txs[0].is_coinbase
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(heartbeats, new_transactions, new_blocks, response_chains), st.floats(0, 4e9))
+def test_valid_hot_messages_take_the_shortcut_and_agree(message: Message, ts: float) -> None:
+    assert agree(frame_body(message, ts))
+
+
+def test_a_body_from_64_kib_goes_to_the_reference_decoder() -> None:
+    block = Block(BLOCK.header, [CB] + [TX] * 500)
+    body = frame_body(NewBlock(block))
+    assert len(body) >= BUDGET_FROM
+    assert decode_fast(body) is None
+    assert block_view(decode_message(body).message.block) == block_view(block)  # type: ignore[union-attr]
+
+
+def heartbeat_payload(**changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = envelope_dict(Heartbeat(NODE, 3, TIP, 77, 12, True), NODE, TS)["payload"]
+    payload.update(changes)
+    return payload
+
+
+def envelope_of(payload: Any, kind: str = "Heartbeat", ts: Any = TS, sender: Any = NODE_HEX) -> bytes:
+    return packed({"type": kind, "sender": sender, "ts": ts, "payload": payload})
+
+
+def tx_wire(**changes: Any) -> list[Any]:
+    wire = TX.to_wire()
+    for i, name in enumerate(("sender", "recipient", "amount", "nonce", "timestamp", "signature")):
+        if name in changes:
+            wire[i] = changes[name]
+    return wire
+
+
+def block_wire(txs: list[Any]) -> list[Any]:
+    return [BLOCK.header.to_wire(), txs]
+
+
+def repeated_echo() -> bytes:
+    """A Heartbeat whose payload map has seven entries: the six fields, then "echo" again."""
+    payload = packed(heartbeat_payload())
+    assert payload[0] == 0x86
+    doubled = b"\x87" + payload[1:] + packed("echo") + packed(False)
+    return envelope_of(None)[: -len(packed(None))] + doubled
+
+
+NEAR_MISSES = {
+    "repeated key, header of 7": repeated_echo(),
+    # Repeated keys in a map whose header still says six entries: one field is then missing.
+    "repeated key, header of 6": envelope_of(heartbeat_payload()).replace(b"\xa4echo", b"\xa4tip_", 1),
+    "uppercase node id": envelope_of(heartbeat_payload(node_id=NODE.hex().upper())),
+    "hex with a space": envelope_of(heartbeat_payload(tip=TIP.hex()[:-2] + " 0")),
+    "work with a newline": envelope_of(heartbeat_payload(work="4d\n")),
+    "work uppercase": envelope_of(heartbeat_payload(work="4D")),
+    "height negative": envelope_of(heartbeat_payload(height=-1)),
+    "echo as int": envelope_of(heartbeat_payload(echo=1)),
+    "ts NaN": envelope_of(heartbeat_payload(), ts=math.nan),
+    "ts infinite": envelope_of(heartbeat_payload(), ts=math.inf),
+    "ts negative": envelope_of(heartbeat_payload(), ts=-1.0),
+    "sender uppercase": envelope_of(heartbeat_payload(), sender=NODE.hex().upper()),
+    "tx of 7 elements": envelope_of({"tx": [*tx_wire(), None]}, "NewTransaction"),
+    "tx of 5 elements": envelope_of({"tx": tx_wire()[:5]}, "NewTransaction"),
+    "tx sender of 31 bytes": envelope_of({"tx": tx_wire(sender=bytes(31))}, "NewTransaction"),
+    "tx sender empty bin": envelope_of({"tx": tx_wire(sender=b"")}, "NewTransaction"),
+    "tx sender other str": envelope_of({"tx": tx_wire(sender="netwerk")}, "NewTransaction"),
+    "tx sender 32-char str": envelope_of({"tx": tx_wire(sender="x" * 32)}, "NewTransaction"),
+    "tx sender a list": envelope_of({"tx": tx_wire(sender=[0] * 32)}, "NewTransaction"),
+    "tx sender nil": envelope_of({"tx": tx_wire(sender=None)}, "NewTransaction"),
+    "tx signature of 63 bytes": envelope_of({"tx": tx_wire(signature=bytes(63))}, "NewTransaction"),
+    "tx signature of 65 bytes": envelope_of({"tx": tx_wire(signature=bytes(65))}, "NewTransaction"),
+    "tx amount above the money supply": envelope_of({"tx": tx_wire(amount=2**63)}, "NewTransaction"),
+    "tx nonce a bool": envelope_of({"tx": tx_wire(nonce=True)}, "NewTransaction"),
+    "tx recipient a str": envelope_of({"tx": tx_wire(recipient="r" * 20)}, "NewTransaction"),
+    "block header of 6": envelope_of({"block": [BLOCK.header.to_wire()[:6], []]}, "NewBlock"),
+    "block version above uint32": envelope_of(
+        {"block": [[2**32, *BLOCK.header.to_wire()[1:]], []]}, "NewBlock"
+    ),
+    "block with a bad second sender": envelope_of(
+        {"block": block_wire([CB.to_wire(), tx_wire(sender="network!")])}, "NewBlock"
+    ),
+    "block of three parts": envelope_of({"block": [*block_wire([CB.to_wire()]), 1]}, "NewBlock"),
+    "response with a bad block": envelope_of(
+        {"blocks": [block_wire([CB.to_wire()]), block_wire([tx_wire(signature=b"s")])]}, "ResponseChain"
+    ),
+}
+
+
+@pytest.mark.parametrize("body", NEAR_MISSES.values(), ids=NEAR_MISSES.keys())
+def test_near_misses_are_declined_and_refused(body: bytes) -> None:
+    assert decode_fast(body) is None
+    with pytest.raises(ProtocolError):
+        decode_message(body)
+
+
+def test_an_extension_key_is_declined_and_read_by_the_reference() -> None:
+    body = envelope_of(heartbeat_payload(extra=1))
+    assert decode_fast(body) is None
+    assert decode_message(body).message == Heartbeat(NODE, 3, TIP, 77, 12, True)
+
+
+def test_a_coinbase_anywhere_is_read_as_the_reference_reads_it() -> None:
+    body = envelope_of({"block": block_wire([TX.to_wire(), CB.to_wire(), CB.to_wire()])}, "NewBlock")
+    assert agree(body)
+    (_, _, _, message) = decode_fast(body)  # type: ignore[misc]
+    assert [tx.sender for tx in message.block.txs] == [TX.sender, b"", b""]
+
+
+def test_every_fuzzed_input_agrees() -> None:
+    """The seeded fuzzer's mutations (structural edits keep our key order, so many stay on the
+    shortcut's side): for each one the shortcut declines or agrees with the reference."""
+    seed = fuzz_seed()
+    taken = 0
+
+    def check(body: bytes) -> None:
+        nonlocal taken
+        taken += agree(body)
+
+    try:
+        hot = [b for b in fuzzing.corpus() if decode_fast(b) is not None]
+        fuzzing.run(100_000, seed=seed, check=check, bodies=hot)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (replay with TRIONODE_FUZZ_SEED={seed})") from exc
+    assert taken > 700, f"only {taken} fuzzed inputs took the shortcut (seed {seed})"
