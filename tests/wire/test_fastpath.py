@@ -83,7 +83,8 @@ def agree(body: bytes) -> bool:
         reference = decode_reference(body)
     except ProtocolError as exc:
         raise AssertionError(f"shortcut accepted what the reference refuses ({exc}): {body.hex()}") from None
-    kind, sender, ts, message = fast
+    kind, sender, ts, message = fast.type, fast.sender, fast.ts, fast.message
+    assert type(fast) is Envelope
     assert (kind, type(sender), sender, type(ts), ts) == (
         reference.type,
         bytes,
@@ -120,7 +121,34 @@ def test_decode_message_returns_the_shortcuts_envelope() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(heartbeats, new_transactions, new_blocks, response_chains), st.floats(0, 4e9))
 def test_valid_hot_messages_take_the_shortcut_and_agree(message: Message, ts: float) -> None:
-    assert agree(frame_body(message, ts))
+    assert agree(frame_body(message, ts)) == strict_shape(message)
+
+
+def signed(tx: Transaction) -> bool:
+    return not tx.is_coinbase and len(tx.signature) == 64
+
+
+def strict_shape(message: Message) -> bool:
+    """Whether the shortcut must take ``message``: a lone transaction must be signed, and a
+    block a coinbase without signature and then signed transactions (every valid block);
+    any shape the reference accepts is taken for a Heartbeat and a ResponseChain."""
+    if isinstance(message, NewTransaction):
+        return signed(message.tx)
+    if isinstance(message, NewBlock):
+        txs = message.block.txs
+        return bool(txs) and txs[0].is_coinbase and txs[0].signature == b"" and all(map(signed, txs[1:]))
+    return True
+
+
+@pytest.mark.parametrize("count", [1, 2, 15, 16, 300])
+@pytest.mark.parametrize("amount", [0, 127, 128, 255, 256, 2**16, 2**32, 2**63 - 1])
+def test_a_blocks_coinbase_is_split_off_whatever_its_integers(count: int, amount: int) -> None:
+    """The coinbase's end is found from its integers' sizes: every msgpack width, and both
+    array header forms (fixarray up to 15, array16 from 16)."""
+    base = BLOCK.txs[0]
+    cb = type(base)(b"", base.recipient, amount, amount, amount, b"")
+    block = Block(BLOCK.header, [cb] + [TX] * (count - 1))
+    assert agree(frame_body(NewBlock(block)))
 
 
 def test_a_body_from_64_kib_goes_to_the_reference_decoder() -> None:
@@ -216,10 +244,15 @@ def test_an_extension_key_is_declined_and_read_by_the_reference() -> None:
 
 
 def test_a_coinbase_anywhere_is_read_as_the_reference_reads_it() -> None:
-    body = envelope_of({"block": block_wire([TX.to_wire(), CB.to_wire(), CB.to_wire()])}, "NewBlock")
-    assert agree(body)
-    (_, _, _, message) = decode_fast(body)  # type: ignore[misc]
-    assert [tx.sender for tx in message.block.txs] == [TX.sender, b"", b""]
+    txs = [TX.to_wire(), CB.to_wire(), CB.to_wire()]
+    new_block = envelope_of({"block": block_wire(txs)}, "NewBlock")
+    assert decode_fast(new_block) is None  # not a valid block's shape: the reference reads it
+    assert [tx.sender for tx in decode_message(new_block).message.block.txs] == [TX.sender, b"", b""]  # type: ignore[union-attr]
+    response = envelope_of({"blocks": [block_wire(txs)]}, "ResponseChain")
+    assert agree(response)
+    envelope = decode_fast(response)
+    assert envelope is not None and isinstance(envelope.message, ResponseChain)
+    assert [tx.sender for tx in envelope.message.blocks[0].txs] == [TX.sender, b"", b""]
 
 
 def test_every_fuzzed_input_agrees() -> None:

@@ -26,7 +26,7 @@ def check_round_trip(message: Message, sender: bytes, ts: float) -> None:
     assert (env.type, env.sender, env.ts) == (message.TYPE, sender, ts)
     assert type(env.message) is type(message)
     assert env.message.to_payload() == message.to_payload()
-    # Messages without chain objects compare equal as dataclasses too.
+    # Messages without chain objects compare equal as Structs too.
     if message.TYPE not in ("NewBlock", "ResponseChain"):
         assert env.message == message
 

@@ -65,7 +65,17 @@ class Transaction(
     _cache: msgspec.UnsetType | tuple[bytes, bytes] = msgspec.UNSET
 
     def _fill(self) -> tuple[bytes, bytes]:
-        encoded = packb(self.to_wire())
+        # to_wire's list, inlined: this runs once for every transaction a node sees.
+        encoded = packb(
+            [
+                self.sender or COINBASE_SENDER,
+                self.recipient,
+                self.amount,
+                self.nonce,
+                self.timestamp,
+                self.signature,
+            ]
+        )
         cache = (encoded, _sha256(encoded).digest())
         _force_setattr(self, "_cache", cache)
         return cache

@@ -7,7 +7,10 @@ value has one spelling on the wire.
 
 import math
 import re
-from typing import Any, Final
+import sys
+from typing import Annotated, Any, Final
+
+import msgspec
 
 from trionode.chain.encoding import UINT64_MAX
 from trionode.wire.errors import BAD_FIELD, MISSING_FIELD, ProtocolError
@@ -20,6 +23,16 @@ WORK_HEX: Final = re.compile(f"[0-9a-f]{{1,{MAX_WORK_DIGITS}}}")
 # that two nodes never pick the same one, while staying short in logs.
 HASH_BYTES: Final = 32
 NODE_ID_BYTES: Final = 16
+
+
+# The same limits as msgspec types, for the compiled decoder (``fastpath``): lengths and
+# ranges only; that hex is lowercase hex is still checked in Python after decoding.
+UInt64 = Annotated[int, msgspec.Meta(ge=0)]  # msgpack has no integer above 2**64 - 1
+NodeIdHex = Annotated[str, msgspec.Meta(min_length=2 * NODE_ID_BYTES, max_length=2 * NODE_ID_BYTES)]
+HashHex = Annotated[str, msgspec.Meta(min_length=2 * HASH_BYTES, max_length=2 * HASH_BYTES)]
+WorkHex = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_WORK_DIGITS)]
+# UNIX seconds: finite and not negative (NaN fails ``ge``).
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
 
 
 def bad(field: str, detail: str) -> ProtocolError:

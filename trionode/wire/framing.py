@@ -6,7 +6,7 @@ keeping) any byte of the body, so a peer announcing 4 GB costs us four bytes.
 """
 
 import struct
-from typing import Final
+from typing import Final, TypeGuard
 
 from trionode.wire.errors import EMPTY_FRAME, FRAME_TOO_LARGE, MessageTooLarge, ProtocolError
 
@@ -69,13 +69,29 @@ class FrameDecoder:
 
         A bad length prefix raises ``ProtocolError``, and the frames before it in ``data`` are
         lost with it: ``feed_partial`` keeps them."""
+        if self._whole(data):
+            return [data[PREFIX_BYTES:]]
         bodies: list[bytes] = []
         self._feed(data, bodies)
         return bodies
 
+    def _whole(self, data: bytes | bytearray | memoryview) -> TypeGuard[bytes]:
+        """``data`` is exactly one complete, allowed frame and nothing is buffered: the common
+        case of a small message read alone, split without a memoryview or a loop."""
+        return (
+            type(data) is bytes
+            and len(data) > PREFIX_BYTES
+            and not self._buffer
+            and not self._limited
+            and self._failed is None
+            and _PREFIX.unpack_from(data)[0] == len(data) - PREFIX_BYTES <= MAX_FRAME
+        )
+
     def feed_partial(self, data: bytes | bytearray | memoryview) -> tuple[list[bytes], ProtocolError | None]:
         """Like ``feed``, but a bad length prefix is returned with the bodies completed before it
         (a connection still handles what a peer sent before its bad frame)."""
+        if self._whole(data):
+            return [data[PREFIX_BYTES:]], None
         bodies: list[bytes] = []
         try:
             self._feed(data, bodies)

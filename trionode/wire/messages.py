@@ -8,8 +8,6 @@ so the node can count and skip it (a newer peer may speak more than we do).
 import struct
 from typing import Any, Final
 
-import msgspec
-
 from trionode.wire import fields as f
 from trionode.wire.codec import pack, unpack_map
 from trionode.wire.errors import MessageTooLarge
@@ -19,6 +17,7 @@ from trionode.wire.payloads import (
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     AnyMessage,
+    Envelope,
     Error,
     Heartbeat,
     Hello,
@@ -30,6 +29,7 @@ from trionode.wire.payloads import (
     PeerInfo,
     RequestChain,
     ResponseChain,
+    UnknownMessage,
 )
 
 __all__ = [
@@ -65,19 +65,6 @@ _HEADS: Final = {name: b"\x84\xa4type" + pack(name) + b"\xa6sender" for name in 
 _PAYLOAD_KEY: Final = b"\xa7payload"
 
 
-class UnknownMessage(msgspec.Struct, frozen=True, gc=False):
-    """A message of a type this version does not know; its payload is dropped unread."""
-
-    type: str
-
-
-class Envelope(msgspec.Struct, frozen=True, gc=False):
-    type: str
-    sender: bytes  # the sender's 16-byte node id
-    ts: float  # UNIX seconds at the sender
-    message: AnyMessage | UnknownMessage
-
-
 def encode_message(msg: Message, sender: bytes, ts: float) -> bytes:
     """The complete frame (length prefix included) carrying ``msg``.
 
@@ -106,10 +93,7 @@ def decode_message(body: bytes) -> Envelope:
     The hot types in trionode's own layout take the compiled shortcut (``fastpath``); every
     other body, and any the shortcut declines, the reference decoder below.
     """
-    fast = decode_fast(body)
-    if fast is not None:
-        return Envelope(*fast)
-    return decode_reference(body)
+    return decode_fast(body) or decode_reference(body)
 
 
 def decode_reference(body: bytes) -> Envelope:

@@ -1,4 +1,5 @@
-"""The nine v1 message types as frozen dataclasses, each validating its own payload.
+"""The nine v1 message types as frozen msgspec Structs, each validating its own payload, and
+the envelope that carries them.
 
 Representation: hashes (network, tip, locator entries) are 32 ``bytes`` and node ids 16
 ``bytes``, as in the chain core; the wire spells both as lowercase hex str. ``work`` is an
@@ -270,6 +271,22 @@ class PeerDiscovery(Message, msgspec.Struct, frozen=True, gc=False):
         return cls(request, [PeerInfo.from_wire(p, f"payload.peers[{i}]") for i, p in enumerate(raw)])
 
 
+class HeartbeatPayload(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A Heartbeat's payload as it is on the wire: the compiled decoder's schema
+    (``fastpath``), and what ``Heartbeat.payload_bytes`` encodes (same bytes as packing
+    ``to_payload``: msgspec also writes the shortest form, in field order)."""
+
+    node_id: f.NodeIdHex
+    height: f.UInt64
+    tip: f.HashHex
+    work: f.WorkHex
+    nonce: f.UInt64
+    echo: bool
+
+
+_encode: Final = msgspec.msgpack.Encoder().encode
+
+
 class Heartbeat(Message, msgspec.Struct, frozen=True, gc=False):
     """``echo`` false asks for an answer: a Heartbeat with ``echo`` true and the same ``nonce``."""
 
@@ -290,6 +307,13 @@ class Heartbeat(Message, msgspec.Struct, frozen=True, gc=False):
             "nonce": self.nonce,
             "echo": self.echo,
         }
+
+    def payload_bytes(self) -> bytes:
+        return _encode(
+            HeartbeatPayload(
+                self.node_id.hex(), self.height, self.tip.hex(), f.work_hex(self.work), self.nonce, self.echo
+            )
+        )
 
     @classmethod
     def from_payload(cls, payload: dict[Any, Any]) -> Self:
@@ -341,6 +365,23 @@ AnyMessage = (
     | Heartbeat
     | Error
 )
+
+
+class UnknownMessage(msgspec.Struct, frozen=True, gc=False):
+    """A message of a type this version does not know; its payload is dropped unread."""
+
+    type: str
+
+
+class Envelope(msgspec.Struct, frozen=True, gc=False):
+    """A decoded frame: the typed message, who sent it and when (``messages`` has the codec)."""
+
+    type: str
+    sender: bytes  # the sender's 16-byte node id
+    ts: float  # UNIX seconds at the sender
+    message: AnyMessage | UnknownMessage
+
+
 MESSAGE_TYPES: Final[dict[str, type[AnyMessage]]] = {
     cls.TYPE: cls
     for cls in (
