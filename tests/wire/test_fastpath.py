@@ -204,6 +204,22 @@ NEAR_MISSES = {
     "ts negative": envelope_of(heartbeat_payload(), ts=-1.0),
     "sender uppercase": envelope_of(heartbeat_payload(), sender=NODE.hex().upper()),
     "tx of 7 elements": envelope_of({"tx": [*tx_wire(), None]}, "NewTransaction"),
+    # A 7th element that would fill the id cache: the peer would choose the transaction's id.
+    "tx of 7 elements, forged cache": envelope_of({"tx": [*tx_wire(), [b"x", bytes(32)]]}, "NewTransaction"),
+    "block with a forged cache": envelope_of(
+        {"block": block_wire([CB.to_wire(), [*tx_wire(), [b"x", bytes(32)]]])}, "NewBlock"
+    ),
+    "response with a forged coinbase cache": envelope_of(
+        {"blocks": [block_wire([[*CB.to_wire(), [CB.encoded, CB.txid]]])]}, "ResponseChain"
+    ),
+    # Nesting deeper than Python's recursion limit, inside what msgspec skips (a Raw) or
+    # decodes as anything (a sender): declined, not a RecursionError.
+    "block of 3,000 nested arrays": envelope_of({"block": block_wire([])}, "NewBlock")[:-1]
+    + b"\x91" * 3000
+    + b"\xc0",
+    "sender of 3,000 nested arrays": envelope_of(
+        {"blocks": [block_wire([tx_wire(sender=None)])]}, "ResponseChain"
+    ).replace(b"\xc0", b"\x91" * 3000 + b"\xc0", 1),
     "tx of 5 elements": envelope_of({"tx": tx_wire()[:5]}, "NewTransaction"),
     "tx sender of 31 bytes": envelope_of({"tx": tx_wire(sender=bytes(31))}, "NewTransaction"),
     "tx sender empty bin": envelope_of({"tx": tx_wire(sender=b"")}, "NewTransaction"),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     _Amount = int
     _UInt64 = int
     _Signature = bytes
+    _Cache = msgspec.UnsetType | tuple[bytes, bytes]
 else:
     # What the compiled decoder (``trionode.wire.fastpath``) checks while it builds a
     # Transaction from a wire array. The sender stays unchecked there (the wire spells it as
@@ -42,6 +43,11 @@ else:
     # msgpack has no integer above 2**64 - 1, so ">= 0" is the whole uint64 range.
     _UInt64 = Annotated[int, msgspec.Meta(ge=0)]
     _Signature = Annotated[bytes, msgspec.Meta(max_length=keys.SIGNATURE_LEN)]
+    # What the decoder sees of the cache: UNSET only. No msgpack value decodes to UnsetType,
+    # so a 7th wire element is always refused; were it ``tuple[bytes, bytes]`` here, a peer
+    # could append ``[encoded, txid]`` and choose a transaction's id. ``_fill`` sets the
+    # tuple with force_setattr, which does not check types.
+    _Cache = msgspec.UnsetType
 
 
 class Transaction(
@@ -52,8 +58,9 @@ class Transaction(
     A msgspec Struct laid out as the wire array, so a received block's transactions are built
     by compiled code without a Python call each; their ids are hashed only when something
     needs them (a block that fails its header checks, or a copy of a block already known,
-    never does). ``_cache`` holds ``(encoded, txid)`` once computed; its type is one no
-    msgpack value decodes to, so a 7-element wire array is refused rather than read into it.
+    never does). ``_cache`` holds ``(encoded, txid)`` once computed; the decoder knows it
+    only as UnsetType, which no msgpack value decodes to, so a 7-element wire array is
+    refused rather than read into it (tests/wire/test_fastpath.py, "forged cache").
     """
 
     sender: _Sender  # the 32-byte public key, or b"" for a coinbase
@@ -62,7 +69,7 @@ class Transaction(
     nonce: _UInt64
     timestamp: _UInt64  # UNIX ms
     signature: _Signature
-    _cache: msgspec.UnsetType | tuple[bytes, bytes] = msgspec.UNSET
+    _cache: _Cache = msgspec.UNSET
 
     def _fill(self) -> tuple[bytes, bytes]:
         # to_wire's list, inlined: this runs once for every transaction a node sees.
