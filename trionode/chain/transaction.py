@@ -60,7 +60,9 @@ class Transaction(
     needs them (a block that fails its header checks, or a copy of a block already known,
     never does). ``_cache`` holds ``(encoded, txid)`` once computed; the decoder knows it
     only as UnsetType, which no msgpack value decodes to, so a 7-element wire array is
-    refused rather than read into it (tests/wire/test_fastpath.py, "forged cache").
+    refused rather than read into it (tests/wire/test_fastpath.py, "forged cache"). Build
+    a changed transaction with the constructor, never ``msgspec.structs.replace``, which
+    would copy a computed id that no longer matches its fields.
     """
 
     sender: _Sender  # the 32-byte public key, or b"" for a coinbase
