@@ -1,12 +1,16 @@
 """Scale: one node with 1,000 connected light peers heartbeating at 1 s.
 
-    python benchmarks/bench_scale.py [--quick] [--peers N] [--seconds S] [--runs R]
+    python benchmarks/bench_scale.py [--quick] [--peers N] [--seconds S] [--runs R] [--bare]
 
 A daemon (heartbeat_interval 1, max_peers above N, logging at warning to a file) and, in this
 process, a load generator of N light peers on loopback: each completes the handshake, answers
 the node's heartbeats, and sends its own every second, timing the node's echo. Reported after
 all peers are connected, over S seconds: the node's RSS (VmRSS), its CPU use (utime+stime from
 /proc), and the p50/p99 heartbeat round trip seen by the peers; with R runs, the median of each.
+
+``--bare`` serves the same load with ``bare_heartbeat_server.py`` instead of a node: the
+handshake and the heartbeat exchange and nothing else, the limit the node's figures are set
+beside.
 
 The node logs at warning (``--node-log-level`` to change it): at debug it would write a
 ``heartbeat`` line for each of the ~2,000 heartbeats a second, which is logging cost, not the
@@ -17,6 +21,8 @@ import argparse
 import os
 import random
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -135,6 +141,32 @@ def run(peers: int, seconds: float, log_level: str) -> dict[str, float]:
     return figures
 
 
+def run_bare(peers: int, seconds: float) -> dict[str, float]:
+    """The same load against ``bare_heartbeat_server.py`` (the limit)."""
+    network = os.urandom(32)
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        server = Path(__file__).with_name("bare_heartbeat_server.py")
+        proc = subprocess.Popen([sys.executable, str(server), network.hex(), str(port_file)])
+        try:
+            deadline = time.monotonic() + 30
+            while not port_file.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the bare server did not start")
+                time.sleep(0.05)
+            figures = trio.run(load, int(port_file.read_text()), network, peers, seconds, proc.pid)
+        finally:
+            proc.kill()
+            proc.wait()
+    print(
+        f"bare server, {peers} peers at 1 s, over {seconds:.0f} s: RSS {figures['rss_mb']:.0f} MB, "
+        f"CPU {figures['cpu_percent']:.1f}%, heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, "
+        f"p99 {figures['rtt_p99_ms']:.1f} ms ({figures['echoes']:.0f} echoes)",
+        flush=True,
+    )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="200 peers for 5 s")
@@ -142,16 +174,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--runs", type=int, default=1, help="repeat, report the median of each figure")
     parser.add_argument("--node-log-level", default="warning", help="the node's log level (default warning)")
+    parser.add_argument("--bare", action="store_true", help="measure the bare heartbeat server instead")
     args = parser.parse_args()
     peers = args.peers or (200 if args.quick else 1_000)
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * peers)), hard))
-    runs = [run(peers, seconds, args.node_log_level) for _ in range(args.runs)]
+    if args.bare:
+        runs = [run_bare(peers, seconds) for _ in range(args.runs)]
+    else:
+        runs = [run(peers, seconds, args.node_log_level) for _ in range(args.runs)]
     figures = {key: median([r[key] for r in runs]) for key in runs[0]}
     if len(runs) > 1:
         print(
-            f"median of {len(runs)}: node RSS {figures['rss_mb']:.0f} MB, CPU {figures['cpu_percent']:.1f}%, "
+            f"median of {len(runs)}: {'bare server' if args.bare else 'node'} RSS {figures['rss_mb']:.0f} MB, CPU {figures['cpu_percent']:.1f}%, "
             f"heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, p99 {figures['rtt_p99_ms']:.1f} ms"
         )
     emit(
@@ -160,6 +196,7 @@ def main() -> None:
             "peers": peers,
             "seconds": seconds,
             "runs": len(runs),
+            "server": "bare" if args.bare else "node",
             "log_level": args.node_log_level,
             **{k: round(v, 2) for k, v in figures.items()},
             "each": [{k: round(v, 2) for k, v in r.items()} for r in runs],
