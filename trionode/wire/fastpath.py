@@ -12,9 +12,11 @@ an equal one for the same body. It holds because the shortcut only takes the exa
 ``encode_message`` writes (key order, a 32-character sender, a float64 ``ts``), with every
 field required and none unknown: each map's header then proves it has no repeated key, which
 msgspec does not check by itself (protocol.md 2). It only takes bodies under
-``codec.BUDGET_FROM`` (64 KiB): a transaction's sender is decoded as any msgpack value (the
-wire spells it as bin or the str "network", a union msgspec cannot express), and below that
-size no shape of hostile value can cost more than a few MB before it is refused.
+``codec.BUDGET_FROM`` (64 KiB): in a ResponseChain a transaction's sender is decoded as any
+msgpack value (the wire spells it as bin or the str "network", a union msgspec cannot
+express), and below that size no shape of hostile value can cost more than a few MB before
+it is refused. A NewBlock's transactions are decoded with strict types instead: its coinbase
+is split off first (``_block_transactions``).
 """
 
 from collections.abc import Callable
