@@ -18,6 +18,7 @@ import trio
 
 from trionode.chain.keys import KeyPair
 from trionode.wire import messages as m
+from trionode.wire.errors import ProtocolError
 from trionode.wire.framing import FrameDecoder
 from trionode.wire.handshake import Handshake
 from trionode.wire.identity import NodeIdentity
@@ -31,7 +32,16 @@ def frame(message: m.Message) -> bytes:
 
 async def serve(stream: trio.SocketStream, network: bytes) -> None:
     hello = m.Hello(
-        1, network, IDENTITY.node_id, 0, 0, network, 0, "bare", IDENTITY.key.public_key, os.urandom(16)
+        m.PROTOCOL_VERSION,
+        network,
+        IDENTITY.node_id,
+        0,
+        0,
+        network,
+        0,
+        "bare",
+        IDENTITY.key.public_key,
+        os.urandom(16),
     )
     handshake = Handshake(hello, outbound=False, identity=IDENTITY)
     decoder = FrameDecoder()
@@ -75,8 +85,8 @@ async def serve(stream: trio.SocketStream, network: bytes) -> None:
                     if isinstance(msg, m.Heartbeat) and not msg.echo:
                         echo = m.Heartbeat(IDENTITY.node_id, 0, network, 0, msg.nonce, True)
                         await send(frame(echo))
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return
+    except (trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError):
+        return  # a peer that left or sent a bad frame: only its connection ends
 
 
 async def main(network: bytes, port_file: Path) -> None:

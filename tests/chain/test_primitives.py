@@ -69,6 +69,22 @@ def test_txid_is_recomputed_from_the_wire() -> None:
     assert Transaction.from_wire(wire).txid != tx.txid
 
 
+def test_transactions_compare_by_id_both_ways() -> None:
+    tx = pay(1, 2, 5, 0)
+    same = Transaction(tx.sender, tx.recipient, tx.amount, tx.nonce, tx.timestamp, tx.signature)
+    other = pay(1, 2, 6, 0)
+    assert same == tx and (same != tx) is False and hash(same) == hash(tx)
+    assert other != tx and (other == tx) is False
+    assert {tx, same, other} == {tx, other}
+
+
+def test_id_is_computed_once_and_matches_a_fresh_computation() -> None:
+    tx = pay(1, 2, 5, 0)
+    fresh = Transaction(tx.sender, tx.recipient, tx.amount, tx.nonce, tx.timestamp, tx.signature)
+    assert fresh.txid is fresh.txid  # cached
+    assert fresh.encoded == tx.encoded and fresh.txid == hashlib.sha256(tx.encoded).digest()
+
+
 def test_transaction_is_immutable() -> None:
     tx = pay(1, 2, 5, 0)
     with pytest.raises(AttributeError):

@@ -146,7 +146,7 @@ class Block:
             raise DecodeError(f"{field}.txs", f"at most {MAX_BLOCK_TXS} transactions")
         fast = Transaction.from_wire_fast
         decoded = [fast(t) for t in raw_txs]
-        # all(): a Transaction is a non-empty tuple, so only a None (bad entry) is false.
+        # all(): a Transaction is always true, so only a None (bad entry) is false.
         if all(decoded):
             return cls(header, cast(list[Transaction], decoded))
         # Decode again the slow way, for the field name of the first bad entry.

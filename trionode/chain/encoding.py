@@ -5,13 +5,17 @@ msgpack-python always packs integers in their shortest form and strings/bytes as
 the rules). Decoding helpers here check types so a bad field becomes a ``DecodeError`` naming it.
 """
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgpack
+import msgspec
 
 from trionode.chain.errors import DecodeError
 
 UINT64_MAX: Final = 2**64 - 1
+# The same range as a msgspec type for compiled decoding: msgpack has no integer above
+# 2**64 - 1, so ">= 0" is all of it.
+UInt64 = Annotated[int, msgspec.Meta(ge=0)]
 
 
 # One Packer reused: building one per call costs more than packing a transaction. Safe to share

@@ -13,7 +13,7 @@ import msgspec
 
 from trionode.chain import keys
 from trionode.chain.amounts import MAX_MONEY
-from trionode.chain.encoding import UINT64_MAX, packb, want_bytes, want_list, want_uint
+from trionode.chain.encoding import UINT64_MAX, UInt64, packb, want_bytes, want_list, want_uint
 from trionode.chain.errors import DecodeError
 
 # The coinbase's sender, as the seed names it; it is unsigned and mints the block reward.
@@ -40,8 +40,7 @@ else:
     _Sender = Any
     _Recipient = Annotated[bytes, msgspec.Meta(min_length=keys.ADDRESS_LEN, max_length=keys.ADDRESS_LEN)]
     _Amount = Annotated[int, msgspec.Meta(ge=0, le=MAX_MONEY)]
-    # msgpack has no integer above 2**64 - 1, so ">= 0" is the whole uint64 range.
-    _UInt64 = Annotated[int, msgspec.Meta(ge=0)]
+    _UInt64 = UInt64
     _Signature = Annotated[bytes, msgspec.Meta(max_length=keys.SIGNATURE_LEN)]
     # What the decoder sees of the cache: UNSET only. No msgpack value decodes to UnsetType,
     # so a 7th wire element is always refused; were it ``tuple[bytes, bytes]`` here, a peer
@@ -62,7 +61,8 @@ class Transaction(
     only as UnsetType, which no msgpack value decodes to, so a 7-element wire array is
     refused rather than read into it (tests/wire/test_fastpath.py, "forged cache"). Build
     a changed transaction with the constructor, never ``msgspec.structs.replace``, which
-    would copy a computed id that no longer matches its fields.
+    would copy a computed id that no longer matches its fields; encode it with ``encoded``
+    (or ``to_wire``), never msgspec's encoder, which would write the cache too.
     """
 
     sender: _Sender  # the 32-byte public key, or b"" for a coinbase
@@ -103,6 +103,10 @@ class Transaction(
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Transaction) and other.txid == self.txid
+
+    def __ne__(self, other: object) -> bool:
+        # Needed: with eq=False, msgspec's own __ne__ would compare identities.
+        return not self.__eq__(other)
 
     def __hash__(self) -> int:
         return hash(self.txid)

@@ -26,21 +26,26 @@ from typing import Annotated, Any, Final, Literal, cast
 import msgspec
 
 from trionode.chain.block import MAX_BLOCK_TXS, Block, BlockHeader
-from trionode.chain.keys import PUBKEY_LEN, SIGNATURE_LEN
-from trionode.chain.transaction import COINBASE_SENDER, Transaction
+from trionode.chain.encoding import UInt64
+from trionode.chain.keys import ADDRESS_LEN, PUBKEY_LEN, SIGNATURE_LEN
+from trionode.chain.transaction import COINBASE_SENDER, TX_FIELDS, Transaction
 from trionode.wire import fields as f
 from trionode.wire.codec import BUDGET_FROM, array_header, pack
 from trionode.wire.payloads import (
+    FLOAT64,
     MAX_BLOCKS_PER_RESPONSE,
+    PAYLOAD_KEY,
+    TS_KEY,
     Envelope,
     Heartbeat,
     HeartbeatPayload,
     NewBlock,
     NewTransaction,
     ResponseChain,
+    envelope_head,
 )
 
-_UInt64 = f.UInt64
+_UInt64 = UInt64
 _UInt32 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFFFFFF)]
 _Bin32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
@@ -78,19 +83,11 @@ class _ResponseChain(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     blocks: Annotated[list[_Block], msgspec.Meta(max_length=MAX_BLOCKS_PER_RESPONSE)]
 
 
-_fromhex = bytes.fromhex
+_hex = f.hex_bytes
 _senders = attrgetter("sender")
 _signatures = attrgetter("signature")
-
-
-def _hex(value: str, length: int) -> bytes | None:
-    """``value`` (already ``2 * length`` characters) as bytes if it is lowercase hex."""
-    try:
-        raw = _fromhex(value)
-    except ValueError:
-        return None
-    # fromhex also takes uppercase and spaces: only our own spelling passes the round trip.
-    return raw if len(raw) == length and raw.hex() == value else None
+# Stands in for a coinbase's sender in ``_transactions``' length check.
+_A_KEY: Final = bytes(PUBKEY_LEN)
 
 
 def _transactions(txs: list[Transaction]) -> bool:
@@ -121,10 +118,6 @@ def _transactions(txs: list[Transaction]) -> bool:
     # exactly 64 if and only if their lengths add up to 64 each.
     signatures = list(map(_signatures, txs))
     return len(b"".join(signatures)) == SIGNATURE_LEN * (count - signatures.count(b""))
-
-
-# Stands in for a coinbase's sender in the length check.
-_A_KEY: Final = bytes(PUBKEY_LEN)
 
 
 def _block(wire: tuple[Any, list[Transaction]]) -> Block | None:
@@ -165,7 +158,9 @@ def _new_block(p: _NewBlock, sender_hex: str, sender: bytes) -> NewBlock | None:
 # Encoded size of a msgpack uint by its first byte (0: not a uint, or not in shortest form is
 # not judged here: the decoder that reads the bytes afterwards is the judge).
 _UINT_SIZE: Final = bytes([1] * 0x80 + [0] * 0x4C + [2, 3, 5, 9] + [0] * 0x30)
-_COINBASE_HEAD: Final = b"\x96\xa7network\xc4\x14"  # array of 6, "network", 20-byte bin
+# A coinbase's array up to its recipient's bytes: array of 6, "network", a bin8 header.
+_COINBASE_HEAD: Final = array_header(TX_FIELDS) + pack(COINBASE_SENDER) + bytes((0xC4, ADDRESS_LEN))
+_EMPTY_BIN: Final = len(pack(b""))  # a coinbase's signature
 _SIGNED_LIST: Final = msgspec.msgpack.Decoder(list[_Signed])
 _COINBASE: Final = msgspec.msgpack.Decoder(_Coinbase)
 
@@ -185,15 +180,16 @@ def _block_transactions(data: memoryview) -> list[Transaction] | None:
             count, at = int.from_bytes(data[1:3], "big"), 3
         else:  # more than 65,535 transactions cannot be valid; the reference decoder says why
             return None
-        if not 0 < count <= MAX_BLOCK_TXS or data[at : at + 11].tobytes() != _COINBASE_HEAD:
+        end = at + len(_COINBASE_HEAD)
+        if not 0 < count <= MAX_BLOCK_TXS or data[at:end].tobytes() != _COINBASE_HEAD:
             return None
-        end = at + 11 + 20
+        end += ADDRESS_LEN
         for _ in range(3):  # amount, nonce, timestamp
             size = _UINT_SIZE[data[end]]
             if not size:
                 return None
             end += size
-        end += 2  # an empty bin: c4 00
+        end += _EMPTY_BIN
         coinbase = _COINBASE.decode(data[at:end])
         txs = cast(list[Transaction], _SIGNED_LIST.decode(array_header(count - 1) + data[end:]))
     except (IndexError, msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -235,19 +231,25 @@ class _Route:
         self.ts_at: Final = prefix + _SENDER_HEX
         # "payload", then the header of a map with exactly as many entries as the payload has
         # fields: with every field required and no other allowed, none can be repeated.
-        self.payload_key: Final = b"\xa7payload" + bytes((0x80 | len(payload.__struct_fields__),))
-        self.payload_key_at: Final = self.ts_at + 12
+        self.payload_key: Final = PAYLOAD_KEY + bytes((0x80 | len(payload.__struct_fields__),))
+        self.payload_key_at: Final = self.ts_at + _PAYLOAD_AFTER_TS
 
 
-# encode_message's layout: a 4-entry map, "type" and the name, "sender" and 32 hex characters
-# (str8), "ts" and a float64, then "payload" and the payload map.
-def _prefix(name: str) -> bytes:
-    return b"\x84\xa4type" + pack(name) + b"\xa6sender\xd9\x20"
-
-
+# encode_message's layout (payloads.envelope_head): the envelope up to the sender's value,
+# then the str8 header of the sender's 32 hex characters.
 _SENDER_HEX: Final = 2 * f.NODE_ID_BYTES
+
+
+def _prefix(name: str) -> bytes:
+    return envelope_head(name) + pack("0" * _SENDER_HEX)[:-_SENDER_HEX]
+
+
 # The prefix's length without the type name's characters.
 _PREFIX_FIXED: Final = len(_prefix(""))
+# After the sender's characters: "ts" and a float64's marker, the 8 bytes of the float, then
+# "payload" and the payload map's header.
+_TS_FLOAT: Final = TS_KEY + bytes((FLOAT64,))
+_PAYLOAD_AFTER_TS: Final = len(_TS_FLOAT) + 8
 _ROUTES: Final = {
     _prefix(name): _Route(name, payload, finish)
     for name, payload, finish in (
@@ -271,7 +273,7 @@ def decode_fast(body: bytes) -> Envelope | None:
     route = _ROUTES.get(body[: _PREFIX_FIXED + (body[6] & 0x1F)])
     if (
         route is None
-        or not body.startswith(b"\xa2ts\xcb", route.ts_at)
+        or not body.startswith(_TS_FLOAT, route.ts_at)
         or not body.startswith(route.payload_key, route.payload_key_at)
     ):
         return None

@@ -27,7 +27,6 @@ NODE_ID_BYTES: Final = 16
 
 # The same limits as msgspec types, for the compiled decoder (``fastpath``): lengths and
 # ranges only; that hex is lowercase hex is still checked in Python after decoding.
-UInt64 = Annotated[int, msgspec.Meta(ge=0)]  # msgpack has no integer above 2**64 - 1
 NodeIdHex = Annotated[str, msgspec.Meta(min_length=2 * NODE_ID_BYTES, max_length=2 * NODE_ID_BYTES)]
 HashHex = Annotated[str, msgspec.Meta(min_length=2 * HASH_BYTES, max_length=2 * HASH_BYTES)]
 WorkHex = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_WORK_DIGITS)]
@@ -98,17 +97,22 @@ def want_time(value: Any, field: str) -> float:
     raise bad(field, f"expected float seconds >= 0, got {_type_name(value)}")
 
 
+def hex_bytes(value: str, length: int) -> bytes | None:
+    """``value`` as ``length`` bytes if it is exactly ``2 * length`` lowercase hex characters."""
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return None
+    # fromhex also takes uppercase and spaces: the round trip admits only our spelling.
+    return raw if len(raw) == length and raw.hex() == value else None
+
+
 def want_hex(value: Any, field: str, length: int) -> bytes:
     """Exactly ``length`` bytes written as ``2 * length`` lowercase hex characters."""
     if type(value) is str and len(value) == 2 * length:
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            pass
-        else:
-            # fromhex also takes uppercase and spaces: the round trip admits only our spelling.
-            if len(raw) == length and raw.hex() == value:
-                return raw
+        raw = hex_bytes(value, length)
+        if raw is not None:
+            return raw
         raise bad(field, f"expected {2 * length} lowercase hex characters")
     if type(value) is str:
         raise bad(field, f"expected {2 * length} lowercase hex characters, got {len(value)}")

@@ -14,8 +14,11 @@ from trionode.wire.errors import MessageTooLarge
 from trionode.wire.fastpath import decode_fast
 from trionode.wire.framing import MAX_FRAME
 from trionode.wire.payloads import (
+    FLOAT64,
     MESSAGE_TYPES,
+    PAYLOAD_KEY,
     PROTOCOL_VERSION,
+    TS_KEY,
     AnyMessage,
     Envelope,
     Error,
@@ -30,6 +33,7 @@ from trionode.wire.payloads import (
     RequestChain,
     ResponseChain,
     UnknownMessage,
+    envelope_head,
 )
 
 __all__ = [
@@ -58,11 +62,9 @@ __all__ = [
 # Type names are identifiers ("ResponseChain"); 64 characters leaves room for new ones.
 MAX_TYPE_LEN: Final = 64
 _PREFIX: Final = struct.Struct(">I")
-# "ts" as msgpack float64 (0xcb), which is how msgpack writes every Python float.
+# "ts", then its value as msgpack float64.
 _TS: Final = struct.Struct(">3sBd")
-# A packed 4-entry map header and "type" key, then per type the packed type name and "sender".
-_HEADS: Final = {name: b"\x84\xa4type" + pack(name) + b"\xa6sender" for name in MESSAGE_TYPES}
-_PAYLOAD_KEY: Final = b"\xa7payload"
+_HEADS: Final = {name: envelope_head(name) for name in MESSAGE_TYPES}
 
 
 def encode_message(msg: Message, sender: bytes, ts: float) -> bytes:
@@ -76,8 +78,8 @@ def encode_message(msg: Message, sender: bytes, ts: float) -> bytes:
         b"",
         _HEADS[msg.TYPE],
         pack(sender.hex()),
-        _TS.pack(b"\xa2ts", 0xCB, float(ts)),
-        _PAYLOAD_KEY,
+        _TS.pack(TS_KEY, FLOAT64, float(ts)),
+        PAYLOAD_KEY,
         msg.payload_bytes(),
     ]
     size = sum(map(len, parts))

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Final, Self
 import msgspec
 
 from trionode.chain.block import Block
+from trionode.chain.encoding import UInt64
 from trionode.chain.errors import DecodeError
 from trionode.chain.keys import PUBKEY_LEN, SIGNATURE_LEN
 from trionode.chain.locator import MAX_LOCATOR
@@ -277,10 +278,10 @@ class HeartbeatPayload(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     ``to_payload``: msgspec also writes the shortest form, in field order)."""
 
     node_id: f.NodeIdHex
-    height: f.UInt64
+    height: UInt64
     tip: f.HashHex
     work: f.WorkHex
-    nonce: f.UInt64
+    nonce: UInt64
     echo: bool
 
 
@@ -371,6 +372,19 @@ class UnknownMessage(msgspec.Struct, frozen=True, gc=False):
     """A message of a type this version does not know; its payload is dropped unread."""
 
     type: str
+
+
+# The envelope's layout as ``messages.encode_message`` writes it (and ``fastpath`` expects it):
+# a 4-entry map of "type" and the type name, "sender" and the node id in hex, "ts" and a
+# float64 (0xcb, how msgpack writes every Python float), then "payload" and the payload map.
+def envelope_head(type_name: str) -> bytes:
+    """The envelope's bytes up to the sender's value."""
+    return b"\x84" + pack("type") + pack(type_name) + pack("sender")
+
+
+TS_KEY: Final = pack("ts")
+FLOAT64: Final = 0xCB
+PAYLOAD_KEY: Final = pack("payload")
 
 
 class Envelope(msgspec.Struct, frozen=True, gc=False):
