@@ -84,6 +84,7 @@ class _ResponseChain(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _hex = f.hex_bytes
+_work_hex = f.WORK_HEX.fullmatch
 _senders = attrgetter("sender")
 _signatures = attrgetter("signature")
 # Stands in for a coinbase's sender in ``_transactions``' length check.
@@ -135,7 +136,7 @@ def _heartbeat(p: HeartbeatPayload, sender_hex: str, sender: bytes) -> Heartbeat
     node_id = sender if p.node_id == sender_hex else _hex(p.node_id, f.NODE_ID_BYTES)
     tip = _hex(p.tip, f.HASH_BYTES)
     work = p.work
-    if node_id is None or tip is None or not f.WORK_HEX.fullmatch(work):
+    if node_id is None or tip is None or not _work_hex(work):
         return None
     return Heartbeat(node_id, p.height, tip, int(work, 16), p.nonce, p.echo)
 

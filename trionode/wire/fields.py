@@ -97,10 +97,13 @@ def want_time(value: Any, field: str) -> float:
     raise bad(field, f"expected float seconds >= 0, got {_type_name(value)}")
 
 
+_fromhex = bytes.fromhex  # (hex_bytes runs for most fields of every Heartbeat)
+
+
 def hex_bytes(value: str, length: int) -> bytes | None:
     """``value`` as ``length`` bytes if it is exactly ``2 * length`` lowercase hex characters."""
     try:
-        raw = bytes.fromhex(value)
+        raw = _fromhex(value)
     except ValueError:
         return None
     # fromhex also takes uppercase and spaces: the round trip admits only our spelling.
