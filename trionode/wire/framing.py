@@ -69,8 +69,6 @@ class FrameDecoder:
 
         A bad length prefix raises ``ProtocolError``, and the frames before it in ``data`` are
         lost with it: ``feed_partial`` keeps them."""
-        if self._whole(data):
-            return [data[PREFIX_BYTES:]]
         bodies: list[bytes] = []
         self._feed(data, bodies)
         return bodies
@@ -90,8 +88,6 @@ class FrameDecoder:
     def feed_partial(self, data: bytes | bytearray | memoryview) -> tuple[list[bytes], ProtocolError | None]:
         """Like ``feed``, but a bad length prefix is returned with the bodies completed before it
         (a connection still handles what a peer sent before its bad frame)."""
-        if self._whole(data):
-            return [data[PREFIX_BYTES:]], None
         bodies: list[bytes] = []
         try:
             self._feed(data, bodies)
@@ -100,6 +96,9 @@ class FrameDecoder:
         return bodies, None
 
     def _feed(self, data: bytes | bytearray | memoryview, bodies: list[bytes]) -> None:
+        if self._whole(data):
+            bodies.append(data[PREFIX_BYTES:])
+            return
         if self._failed is not None:
             raise self._failed
         try:

@@ -299,22 +299,16 @@ class Heartbeat(Message, msgspec.Struct, frozen=True, gc=False):
     nonce: int
     echo: bool
 
+    def _wire(self) -> HeartbeatPayload:
+        return HeartbeatPayload(
+            self.node_id.hex(), self.height, self.tip.hex(), f.work_hex(self.work), self.nonce, self.echo
+        )
+
     def to_payload(self) -> dict[str, Any]:
-        return {
-            "node_id": self.node_id.hex(),
-            "height": self.height,
-            "tip": self.tip.hex(),
-            "work": f.work_hex(self.work),
-            "nonce": self.nonce,
-            "echo": self.echo,
-        }
+        return msgspec.structs.asdict(self._wire())
 
     def payload_bytes(self) -> bytes:
-        return _encode(
-            HeartbeatPayload(
-                self.node_id.hex(), self.height, self.tip.hex(), f.work_hex(self.work), self.nonce, self.echo
-            )
-        )
+        return _encode(self._wire())
 
     @classmethod
     def from_payload(cls, payload: dict[Any, Any]) -> Self:
