@@ -1,18 +1,17 @@
 """The scale benchmark's limit: the least a trio server must do to keep 1,000 peers heartbeating.
 
-    python benchmarks/bare_heartbeat_server.py NETWORK_HEX PORT_FILE
+    python benchmarks/bare_heartbeat_server.py NETWORK_HEX
 
 One trio task per connection: the listener's side of the handshake (the same sans-IO state
 machine the node uses, so the load generator cannot tell the difference), then a loop that
 decodes frames, echoes each ping, and pings the peer every second. No peer table, chain,
 logging, limits or relay: what is left of a node when everything but the heartbeat is taken
-away. It writes its port to PORT_FILE once listening, and runs until killed.
+away. It prints its port once listening, and runs until killed.
 """
 
 import os
 import sys
 import time
-from pathlib import Path
 
 import trio
 
@@ -89,13 +88,11 @@ async def serve(stream: trio.SocketStream, network: bytes) -> None:
         return  # a peer that left or sent a bad frame: only its connection ends
 
 
-async def main(network: bytes, port_file: Path) -> None:
+async def main(network: bytes) -> None:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1", backlog=1024)
-    written = trio.Path(f"{port_file}.tmp")  # renamed into place: never read half written
-    await written.write_text(str(listeners[0].socket.getsockname()[1]))
-    await written.rename(port_file)
+    print(listeners[0].socket.getsockname()[1], flush=True)
     await trio.serve_listeners(lambda s: serve(s, network), listeners)
 
 
 if __name__ == "__main__":
-    trio.run(main, bytes.fromhex(sys.argv[1]), Path(sys.argv[2]))
+    trio.run(main, bytes.fromhex(sys.argv[1]))

@@ -12,8 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_scale import cpu_seconds, rss_mb
-from common import Daemon, emit, median
+from common import Daemon, cpu_seconds, emit, median, rss_mb
 
 
 def run(seconds: float) -> tuple[float, float]:

@@ -16,35 +16,16 @@ of such a run are not figures: py-spy pauses the node at each sample).
 import argparse
 import json
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 from trionode.control.client import ControlClient
 
-from common import Profiler, emit, median, percentile
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def stamp(event: object) -> float:
-    assert isinstance(event, dict)
-    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+from common import Profiler, emit, free_ports, medians, percentile, stamp
 
 
 def topology(kind: str, n: int, rng: random.Random) -> list[list[int]]:
@@ -168,7 +149,7 @@ def measure(kind: str, n: int, blocks: int, runs: int, profile: Path | None) -> 
             f"{n}-node {kind}: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms over {blocks} blocks",
             flush=True,
         )
-    mid = {key: median([r[key] for r in results]) for key in results[0]}
+    mid = medians(results)
     if runs > 1:
         print(f"{n}-node {kind}, median of {runs}: p50 {mid['p50_ms']:.1f} ms, p95 {mid['p95_ms']:.1f} ms")
     return mid

@@ -31,22 +31,8 @@ import trio
 
 from trionode.wire import messages as m
 
-from common import FileLoggedDaemon, emit, median, percentile
+from common import FileLoggedDaemon, cpu_seconds, emit, medians, percentile, rss_mb
 from peerkit import BenchPeer
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 async def load(port: int, network: bytes, peers: int, seconds: float, pid: int) -> dict[str, float]:
@@ -117,6 +103,13 @@ async def load(port: int, network: bytes, peers: int, seconds: float, pid: int) 
     return figures
 
 
+def describe(figures: dict[str, float]) -> str:
+    return (
+        f"RSS {figures['rss_mb']:.0f} MB, CPU {figures['cpu_percent']:.1f}%, "
+        f"heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, p99 {figures['rtt_p99_ms']:.1f} ms"
+    )
+
+
 def run(peers: int, seconds: float, log_level: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         node = FileLoggedDaemon(
@@ -133,9 +126,8 @@ def run(peers: int, seconds: float, log_level: str) -> dict[str, float]:
         finally:
             node.stop()
     print(
-        f"{peers} peers heartbeating at 1 s, over {seconds:.0f} s: node RSS {figures['rss_mb']:.0f} MB, "
-        f"CPU {figures['cpu_percent']:.1f}%, heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, "
-        f"p99 {figures['rtt_p99_ms']:.1f} ms ({figures['echoes']:.0f} echoes)",
+        f"{peers} peers heartbeating at 1 s, over {seconds:.0f} s: node {describe(figures)}"
+        f" ({figures['echoes']:.0f} echoes)",
         flush=True,
     )
     return figures
@@ -144,24 +136,20 @@ def run(peers: int, seconds: float, log_level: str) -> dict[str, float]:
 def run_bare(peers: int, seconds: float) -> dict[str, float]:
     """The same load against ``bare_heartbeat_server.py`` (the limit)."""
     network = os.urandom(32)
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        server = Path(__file__).with_name("bare_heartbeat_server.py")
-        proc = subprocess.Popen([sys.executable, str(server), network.hex(), str(port_file)])
-        try:
-            deadline = time.monotonic() + 30
-            while not port_file.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the bare server did not start")
-                time.sleep(0.05)
-            figures = trio.run(load, int(port_file.read_text()), network, peers, seconds, proc.pid)
-        finally:
-            proc.kill()
-            proc.wait()
+    server = Path(__file__).with_name("bare_heartbeat_server.py")
+    proc = subprocess.Popen([sys.executable, str(server), network.hex()], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()  # its first line, once it listens
+        if not port.isdigit():
+            raise RuntimeError("the bare server did not start")
+        figures = trio.run(load, int(port), network, peers, seconds, proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
     print(
-        f"bare server, {peers} peers at 1 s, over {seconds:.0f} s: RSS {figures['rss_mb']:.0f} MB, "
-        f"CPU {figures['cpu_percent']:.1f}%, heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, "
-        f"p99 {figures['rtt_p99_ms']:.1f} ms ({figures['echoes']:.0f} echoes)",
+        f"bare server, {peers} peers at 1 s, over {seconds:.0f} s: {describe(figures)}"
+        f" ({figures['echoes']:.0f} echoes)",
         flush=True,
     )
     return figures
@@ -184,12 +172,9 @@ def main() -> None:
         runs = [run_bare(peers, seconds) for _ in range(args.runs)]
     else:
         runs = [run(peers, seconds, args.node_log_level) for _ in range(args.runs)]
-    figures = {key: median([r[key] for r in runs]) for key in runs[0]}
+    figures = medians(runs)
     if len(runs) > 1:
-        print(
-            f"median of {len(runs)}: {'bare server' if args.bare else 'node'} RSS {figures['rss_mb']:.0f} MB, CPU {figures['cpu_percent']:.1f}%, "
-            f"heartbeat RTT p50 {figures['rtt_p50_ms']:.1f} ms, p99 {figures['rtt_p99_ms']:.1f} ms"
-        )
+        print(f"median of {len(runs)}: {'bare server' if args.bare else 'node'} {describe(figures)}")
     emit(
         "scale",
         {

@@ -17,7 +17,6 @@ With R runs, the run of median sync time is reported.
 import argparse
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 from trionode.chain.store import Store
@@ -26,7 +25,7 @@ from trionode.control.client import ControlClient
 from trionode.wire import messages as m
 
 import chaingen
-from common import Daemon, cli_json, emit
+from common import Daemon, cli_json, emit, stamp
 
 # Heartbeats one hour apart: none is sent while the catch-up bytes are counted (the Daemon
 # helper's 1 s would add a round trip or two to them), and none is needed to stay connected.
@@ -53,10 +52,6 @@ def frame_bytes(data_dir: Path, block_hash: str, sender: bytes) -> tuple[int, in
     assert block is not None
     txs = sum(len(m.encode_message(m.NewTransaction(tx), sender, 0.0)) for tx in block.txs[1:])
     return txs, len(m.encode_message(m.NewBlock(block), sender, 0.0))
-
-
-def stamp(event: dict[str, object]) -> float:
-    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
 def fill_mempool(source: Daemon, txs: int) -> None:

@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.integration.daemon import PYTHON, Daemon, cli, cli_json, free_ports  # noqa: E402
+from tests.integration.daemon import Daemon, cli, cli_json, free_ports  # noqa: E402
 
 __all__ = [
     "ROOT",
@@ -28,16 +29,27 @@ __all__ = [
     "Profiler",
     "cli",
     "cli_json",
+    "cpu_seconds",
     "emit",
     "free_ports",
     "machine",
     "median",
+    "medians",
     "percentile",
+    "rss_mb",
+    "stamp",
 ]
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over several runs (each run a dict of the same keys)."""
+    return {key: median([run[key] for run in runs]) for key in runs[0]}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -47,6 +59,24 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def stamp(event: dict[str, Any]) -> float:
+    """A daemon log line's own timestamp, as UNIX seconds."""
+    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def machine() -> dict[str, Any]:
@@ -72,13 +102,7 @@ class FileLoggedDaemon(Daemon):
     def start(self, wait: bool = True, log_level: str | None = None) -> "FileLoggedDaemon":
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [
-                    PYTHON,
-                    *("-m", "trionode", "run", "--config", str(self.config)),
-                    *("--log-level", log_level or self.log_level, *self.run_args),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                self.command(log_level or self.log_level), stdout=out, stderr=subprocess.STDOUT
             )
         self.address = self.fixed_address
         if wait:
