@@ -43,17 +43,12 @@ class Run:
 RUN = Run()
 
 
-def _ours(nodeid: str) -> bool:
-    return "hostile/" in nodeid
-
-
 def pytest_runtest_logstart(nodeid: str, location: object) -> None:
     RUN.before = TALLY.copy()
 
 
+# These hooks live in this conftest, so pytest calls them for the tests below it only.
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if not _ours(report.nodeid):
-        return
     xfail = hasattr(report, "wasxfail")
     if report.failed:
         RUN.failed.add(report.nodeid)
@@ -71,8 +66,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
     """Whatever the tally gained since the test began (its fixtures included) is the test's."""
-    if not _ours(nodeid):
-        return
     for kind, n in TALLY.items():
         if n > RUN.before[kind]:
             RUN.senders.setdefault(kind, []).append(nodeid)

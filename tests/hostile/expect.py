@@ -1,12 +1,13 @@
 """The documented outcomes, as assertions: how a node ends a connection, bans, or ignores."""
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tests.hostile.daemons import Node
-from tests.hostile.encoder import Block, ChainView, Header, Key, request_chain, txid
+from tests.hostile.encoder import COIN, Block, ChainView, Header, Key, request_chain, transaction, txid
 from tests.hostile.peer import WAIT, Peer
 
 
@@ -176,6 +177,24 @@ def mine_on(
     node.wait_for("block_accepted", hash=block.hash.hex())
     view.add(block)
     return block
+
+
+def honest_chain(arena: Arena, height: int) -> None:
+    """Honest blocks up to ``height`` (each past the first carries a payment) and one payment
+    left pending: the state a misbehaving peer must not disturb (the snapshots compare it)."""
+    miner = established(arena.node)
+    view = chain_of(miner)
+    payer = Key()
+    mine_on(arena.node, miner, view, payer.address)
+    nonce = 0
+    while view.height < height:
+        payment = transaction(payer, view.params.network, os.urandom(20), COIN, nonce)
+        mine_on(arena.node, miner, view, os.urandom(20), [payment])
+        nonce += 1
+    miner.close()
+    pending = transaction(payer, view.params.network, os.urandom(20), COIN, nonce)
+    arena.observer.send("NewTransaction", {"tx": pending})
+    arena.node.wait_for("tx_accepted", txid=txid(pending).hex())
 
 
 def misbehaviour(node: Node, peer: Peer) -> int:

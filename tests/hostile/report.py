@@ -17,6 +17,7 @@ names exactly the kinds its tests declare, and counts as many tests as its comma
 
 import argparse
 import ast
+import functools
 import importlib
 import json
 import os
@@ -192,6 +193,11 @@ def pytest_args(report: dict[str, Any]) -> list[str]:
 
 def collected(args: list[str]) -> int:
     """How many tests ``pytest args`` would run now: collected and selected, none run."""
+    return _collected(tuple(args))
+
+
+@functools.cache  # one collection per command and session (each takes about a second)
+def _collected(args: tuple[str, ...]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "n"
         hook = (

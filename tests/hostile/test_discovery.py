@@ -3,27 +3,19 @@ PeerDiscovery messages. Addresses are in TEST-NET-1 (192.0.2.0/24, RFC 5737), wh
 machine answers, so whatever the node does with them harms nobody.
 """
 
-import os
 from typing import Any
 
 import pytest
 
-from tests.hostile.encoder import COIN, Key, peer_entry, transaction, txid
-from tests.hostile.expect import Arena, chain_of, established, mine_on, protocol_violation, still_connected
+from tests.hostile.encoder import peer_entry
+from tests.hostile.expect import Arena, established, honest_chain, protocol_violation, still_connected
 
 
 @pytest.fixture(scope="module", autouse=True)
-def honest_chain(arena: Arena) -> None:
+def honest_state(arena: Arena) -> None:
     """A mined block and a payment from its reward left pending: something an address flood
     could disturb, which the snapshots compare."""
-    miner = established(arena.node)
-    view = chain_of(miner)
-    payer = Key()
-    mine_on(arena.node, miner, view, payer.address)
-    miner.close()
-    pending = transaction(payer, view.params.network, os.urandom(20), COIN, 0)
-    arena.observer.send("NewTransaction", {"tx": pending})
-    arena.node.wait_for("tx_accepted", txid=txid(pending).hex())
+    honest_chain(arena, 1)
 
 
 def addresses(n: int, base: int = 0) -> list[dict[str, Any]]:

@@ -43,7 +43,6 @@ FAULT_PARAMS: Final = Params(difficulty=4)
 # Rounds cycle random / after a reorganisation / during a catch-up sync: 6 lands two of each.
 KILLS_SHORT: Final = 6
 KILLS_LONG: Final = 60
-MOMENTS: Final = ("random", "after_reorg", "during_sync")
 AMOUNT: Final = COIN // 10_000
 # Refusals for lack of room in the pool (protocol.md 10, "The mempool"): not a fault of the
 # transaction; while miners are down a wallet outpaces them, so it waits for blocks and goes on.
@@ -178,9 +177,13 @@ class FaultRun:
 
     def kill(self, victim: Node, kind: str) -> None:
         victim.kill9()
+        readable_state(victim)
+        self.land(kind)
+
+    def land(self, kind: str) -> None:
+        """Count a kill of ``kind`` (in the hostile report and for this run's checks)."""
         count(kind)
         self.landed[kind] += 1
-        readable_state(victim)
 
     def restart(self, victim: Node, validate: bool = True) -> int:
         """Start ``victim`` again; the height its replayed store had.
@@ -257,15 +260,12 @@ class FaultRun:
         target = self.ahead()
         away.start(wait=False)
         away.wait_for("block_accepted", 60)  # the first block of its catch-up is in
-        kind = DURING_SYNC
         away.kill9()
         readable_state(away)
         replayed = self.restart(away)
         print(f"fault run: catch-up kill at height {replayed} of {target}")
-        if replayed >= target:
-            kind = MISSED_SYNC  # it had caught up before the kill landed
-        count(kind)
-        self.landed[kind] += 1
+        # (MISSED_SYNC: it had caught up before the kill landed.)
+        self.land(MISSED_SYNC if replayed >= target else DURING_SYNC)
         self.catch_up(away, self.ahead())
         assert away.stop(timeout=15) == 0  # away again until the next round
 
@@ -287,10 +287,7 @@ def run_faults(make: Callable[..., Node], kills: int) -> None:
         wallet.start()
     try:
         for round_ in range(kills):
-            moment = MOMENTS[round_ % len(MOMENTS)]
-            {"random": run.at_random, "after_reorg": run.after_reorg, "during_sync": run.during_sync}[
-                moment
-            ]()
+            (run.at_random, run.after_reorg, run.during_sync)[round_ % 3]()
     finally:
         for wallet in wallets:
             wallet.halt.set()

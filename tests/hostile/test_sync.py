@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hostile.encoder import COIN, Block, ChainView, Key, request_chain, transaction, txid, work_of
+from tests.hostile.encoder import COIN, Block, ChainView, Key, request_chain, transaction, work_of
 from tests.hostile.expect import (
     Arena,
     Attacker,
     banned,
     chain_of,
     established,
-    mine_on,
+    honest_chain,
     misbehaviour,
     not_relayed,
     protocol_violation,
@@ -29,22 +29,10 @@ HONEST_HEIGHT = 6
 
 
 @pytest.fixture(scope="module", autouse=True)
-def honest_chain(arena: Arena) -> None:
+def honest_state(arena: Arena) -> None:
     """Honest blocks that carry payments, and one payment left pending: a fork that unwinds
     them and fails must put back exactly what was there (the snapshots compare it)."""
-    miner = established(arena.node)
-    view = chain_of(miner)
-    payer = Key()
-    mine_on(arena.node, miner, view, payer.address)
-    nonce = 0
-    while view.height < HONEST_HEIGHT:
-        payment = transaction(payer, view.params.network, os.urandom(20), COIN, nonce)
-        mine_on(arena.node, miner, view, os.urandom(20), [payment])
-        nonce += 1
-    miner.close()
-    pending = transaction(payer, view.params.network, os.urandom(20), COIN, nonce)
-    arena.observer.send("NewTransaction", {"tx": pending})
-    arena.node.wait_for("tx_accepted", txid=txid(pending).hex())
+    honest_chain(arena, HONEST_HEIGHT)
 
 
 def spoiled(fork: ChainView, how: str) -> Block:

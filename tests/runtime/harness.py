@@ -159,6 +159,14 @@ async def connected_pair(nursery: trio.Nursery, net: SimNetwork, root: Path) -> 
     return a, b
 
 
+async def run_until_down(node: Node, down: trio.Event, *, task_status: trio.TaskStatus[str]) -> None:
+    """``node.run`` for ``nursery.start``, setting ``down`` once it has ended (a crash too)."""
+    try:
+        await node.run(task_status=task_status)
+    finally:
+        down.set()
+
+
 def events(node: Node) -> EventSink:
     sink: EventSink = node.events  # type: ignore[attr-defined]
     return sink

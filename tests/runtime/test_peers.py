@@ -12,6 +12,7 @@ from tests.runtime.harness import (
     dial_handshake,
     events,
     make_node,
+    run_until_down,
     scripted_identity,
     wait_until,
     wall,
@@ -171,16 +172,9 @@ async def test_peers_saved_as_connected_by_a_killed_node_are_loaded_disconnected
     b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
     peers_json = tmp_path / "10.0.0.2" / "peers.json"
     b_down = trio.Event()
-
-    async def run_b(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await b.run(task_status=task_status)
-        finally:
-            b_down.set()
-
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
-        await nursery.start(run_b)
+        await nursery.start(run_until_down, b, b_down)
         await events(b).wait_for("peer_connected", peer=a.node_id)
         await wait_until(lambda: peers_json.exists() and a.node_id in peers_json.read_text())
         # kill -9 while connected: the file still says so, and a goes away too.

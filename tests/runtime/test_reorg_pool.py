@@ -15,7 +15,19 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import ALICE, BOB, PARAMS, events, make_node, mine, tips, wait_until, wall
+from tests.chain.helpers import main_txids
+from tests.runtime.harness import (
+    ALICE,
+    BOB,
+    PARAMS,
+    events,
+    make_node,
+    mine,
+    run_until_down,
+    tips,
+    wait_until,
+    wall,
+)
 from trionode.chain.errors import ValidationError
 from trionode.chain.mempool import MAX_PENDING_PER_SENDER
 from trionode.chain.transaction import sign_transaction
@@ -38,14 +50,7 @@ async def pay_bob(node: Node) -> bytes:
 
 
 def confirmed(chain: Chain) -> set[bytes]:
-    return {tx.txid for h in chain.main[1:] for tx in chain.block(h).txs[1:]}  # type: ignore[union-attr]
-
-
-async def run_until_down(node: Node, down: trio.Event, *, task_status: trio.TaskStatus[str]) -> None:
-    try:
-        await node.run(task_status=task_status)
-    finally:
-        down.set()
+    return set(main_txids(chain))
 
 
 def node_a(net: SimNetwork, root: Path) -> Node:

@@ -6,12 +6,9 @@ import pytest
 import trio
 import trio.testing
 
-from tests.runtime.harness import events, make_node, wait_until
-from trionode.chain.keys import KeyPair
+from tests.runtime.harness import ALICE, events, make_node, run_until_down, wait_until
 from trionode.sim.link import LinkProfile
 from trionode.sim.network import SimNetwork
-
-ALICE = KeyPair(bytes(31) + b"\x01")
 
 
 def slow_links(a: str, b: str) -> LinkProfile:
@@ -105,16 +102,9 @@ async def test_crash_keeps_only_what_was_committed_and_restarts(
     a = make_node(net, "10.0.0.1", tmp_path)
     b = make_node(net, "10.0.0.2", tmp_path, peers=("10.0.0.1:5001",))
     b_ended = trio.Event()
-
-    async def run_b(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await b.run(task_status=task_status)
-        finally:
-            b_ended.set()
-
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
-        await nursery.start(run_b)
+        await nursery.start(run_until_down, b, b_ended)
         await events(b).wait_for("peer_connected", peer=a.node_id)
         await b.miner.mine_one(ALICE.address)
         await wait_until(lambda: a.owner.snapshot.height == 1)

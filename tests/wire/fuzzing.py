@@ -6,6 +6,7 @@ value anywhere in the decoded envelope with a value of another type, or delete i
 suite runs it with 100,000 inputs; ``tests/fuzz/fuzz_wire.py`` runs it for as long as you like.
 """
 
+import os
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -48,6 +49,13 @@ REPLACEMENTS: list[Any] = [
     "x" * 2000,
     [[[[[]]]]],
 ]
+
+
+def fuzz_seed() -> int:
+    """``TRIONODE_FUZZ_SEED`` to replay a run, else a fresh seed: every CI run explores new
+    inputs, and a failure names the seed that reproduces it."""
+    chosen = os.environ.get("TRIONODE_FUZZ_SEED")
+    return int(chosen) if chosen else random.SystemRandom().randrange(2**32)
 
 
 def corpus() -> list[bytes]:

@@ -1,7 +1,5 @@
 """The decoder never raises anything but ProtocolError, whatever the bytes."""
 
-import os
-import random
 from typing import Any
 
 import msgpack
@@ -20,13 +18,6 @@ from .factories import NODE
 FUZZ_INPUTS = 100_000
 
 
-def fuzz_seed() -> int:
-    """``TRIONODE_FUZZ_SEED`` to replay a run, else a fresh seed: every CI run explores new
-    inputs, and a failure names the seed that reproduces it."""
-    chosen = os.environ.get("TRIONODE_FUZZ_SEED")
-    return int(chosen) if chosen else random.SystemRandom().randrange(2**32)
-
-
 def decode_or_protocol_error(body: bytes) -> None:
     try:
         decode_message(body)
@@ -35,7 +26,7 @@ def decode_or_protocol_error(body: bytes) -> None:
 
 
 def test_seeded_mutations_of_valid_frames() -> None:
-    seed = fuzz_seed()
+    seed = fuzzing.fuzz_seed()
     replay = f"seed {seed}: replay with TRIONODE_FUZZ_SEED={seed}"
     try:
         outcomes = fuzzing.run(FUZZ_INPUTS, seed=seed)
@@ -55,7 +46,7 @@ def test_seeded_mutations_of_valid_frames() -> None:
 
 
 def test_seeded_corrupted_streams_through_the_frame_decoder() -> None:
-    seed = fuzz_seed()
+    seed = fuzzing.fuzz_seed()
     replay = f"seed {seed}: replay with TRIONODE_FUZZ_SEED={seed}"
     try:
         outcomes = fuzzing.run_framing(10_000, seed=seed)
