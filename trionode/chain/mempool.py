@@ -70,6 +70,7 @@ class Mempool:
         # pool consults it for every newcomer, so finding the heaviest sender must not cost a
         # scan of every sender (5,000 of them took ~2 ms per transaction).
         self._ranks: list[tuple[int, int, bytes]] = []
+        self.changes = 0  # bumped whenever ``txs`` changes: when the store needs syncing
 
     def __len__(self) -> int:
         return len(self.txs)
@@ -92,18 +93,22 @@ class Mempool:
         pending = self._by_sender[tx.sender_address]
         return tx.nonce - pending[0].nonce < self.max_per_sender
 
-    def beyond_cap(self) -> set[bytes]:
-        """Pending transactions past their sender's first ``max_per_sender``: not relayed yet."""
-        return {
+    def beyond_cap(self) -> list[bytes]:
+        """Pending transactions past their sender's first ``max_per_sender``: not relayed yet.
+
+        A list, by sender and nonce: whoever relays them later does so in an order that does
+        not depend on the process's hash seed (the simulator replays runs from a seed)."""
+        return [
             tx.txid
             for pending in self._by_sender.values()
             if len(pending) > self.max_per_sender
             for tx in pending[self.max_per_sender :]
-        }
+        ]
 
     def relayable(self) -> list[Transaction]:
         """The pending transactions a peer applying the same cap can take, in arrival order."""
-        return [tx for tx in self.txs.values() if self.within_cap(tx)]
+        beyond = set(self.beyond_cap())  # (a sender's pending nonces are consecutive)
+        return [tx for tx in self.txs.values() if tx.txid not in beyond]
 
     def check(
         self, tx: Transaction, ledger: Ledger, now_ms: int, *, room: bool = True, cap: bool = True
@@ -149,12 +154,17 @@ class Mempool:
 
     def _insert(self, tx: Transaction) -> None:
         sender = tx.sender_address
+        self._index(tx, sender, self._arrivals)
+        self._arrivals += 1
+        self._push_rank(sender)
+
+    def _index(self, tx: Transaction, sender: bytes, arrival: int) -> None:
+        """Everything ``_insert`` records but the eviction rank."""
         self.txs[tx.txid] = tx
         self._by_sender.setdefault(sender, []).append(tx)
         self._spending[sender] = self._spending.get(sender, 0) + tx.amount
-        self._arrival[tx.txid] = self._arrivals
-        self._arrivals += 1
-        self._push_rank(sender)
+        self._arrival[tx.txid] = arrival
+        self.changes += 1
 
     def _pop_last(self, sender: bytes) -> Transaction:
         """Remove ``sender``'s highest-nonce transaction: its other ones stay consecutive."""
@@ -167,6 +177,7 @@ class Mempool:
             self._spending[sender] -= tx.amount
         del self.txs[tx.txid]
         del self._arrival[tx.txid]
+        self.changes += 1
         self._push_rank(sender)
         return tx
 
@@ -240,6 +251,7 @@ class Mempool:
         self._by_sender = {}
         self._spending = {}
         self._arrival = {}
+        self.changes += 1
         # Arrival numbers keep rising across rebuilds: newer arrivals always rank later.
         base = self._arrivals
         self._arrivals += len(candidates)
@@ -251,9 +263,8 @@ class Mempool:
             except ValidationError as exc:
                 dropped.append((tx, exc.reason))
                 continue
-            self._insert(tx)
-            self._arrival[tx.txid] = order[tx.txid]  # arrival order, not nonce order, ranks
-        self._rerank()  # the ranks pushed above used arrival numbers set only afterwards
+            self._index(tx, tx.sender_address, order[tx.txid])  # arrival order, not nonce order, ranks
+        self._rerank()  # every sender's rank, once, from the arrival numbers just set
         dropped.extend((tx, FULL) for tx in self._trim())
         return dropped
 
@@ -272,6 +283,7 @@ class Mempool:
         """Drop transactions (confirmed ones); call ``rebuild`` afterwards to fix the indexes."""
         for txid in txids:
             self.txs.pop(txid, None)
+        self.changes += 1
 
 
 class Held:
@@ -330,13 +342,13 @@ class Held:
         if not slot:
             del self._slots[(sender, tx.nonce)]
 
-    def for_nonce(self, sender: bytes, nonce: int) -> tuple[Transaction, bool] | None:
-        """A held transaction of ``sender`` with ``nonce`` (the first held), and if it is kept."""
+    def for_nonce(self, sender: bytes, nonce: int) -> Transaction | None:
+        """A held transaction of ``sender`` with ``nonce`` (the first held)."""
         slot = self._slots.get((sender, nonce))
         if not slot:
             return None
         txid = next(iter(slot))
-        return self.kept[txid][1] if txid in self.kept else self.refused[txid][1], txid in self.kept
+        return self.kept[txid][1] if txid in self.kept else self.refused[txid][1]
 
     def entries(self) -> list[tuple[bytes, Transaction, bool]]:
         """Every held transaction as (sender, tx, kept)."""

@@ -159,6 +159,7 @@ class Chain:
         self._persisted_mempool: set[bytes] = set()  # txids of the store's mempool rows
         self.held = Held()
         self._persisted_held = -1  # ``held.kept_changes`` when the held list was last stored
+        self._synced = (-1, -1)  # (``mempool.changes``, ``held.kept_changes``) at the last sync
         # Side blocks never stored (module docstring): body by hash, and their total size.
         self._side: dict[bytes, Block] = {}
         self._side_bytes = 0
@@ -351,11 +352,11 @@ class Chain:
             if following is None:
                 break
             try:
-                evicted = self.mempool.add(following[0], self.ledger, now_ms)
+                evicted = self.mempool.add(following, self.ledger, now_ms)
             except ValidationError:
                 break  # still held: tried again after the next tip change
-            self.held.discard(following[0].txid)
-            admission.readmitted.append(following[0])
+            self.held.discard(following.txid)
+            admission.readmitted.append(following)
             admission.evicted.extend(evicted)
         for gone in admission.evicted:
             admission.forgotten += self.held.hold(gone, kept=True)
@@ -744,7 +745,12 @@ class Chain:
     def _sync_mempool_store(self) -> None:
         """Store the pool and the held transactions that were accepted once (their txids listed
         in ``HELD_META``), in the commit that made them so: a crash right after a
-        reorganisation finds every transaction it returned."""
+        reorganisation finds every transaction it returned. Nothing to do, and nothing
+        scanned, when neither changed since the last sync (most commits)."""
+        state = (self.mempool.changes, self.held.kept_changes)
+        if state == self._synced:
+            return
+        self._synced = state
         current = {txid: tx for txid, (_, tx) in self.held.kept.items()}
         current.update(self.mempool.txs)
         for txid in self._persisted_mempool - current.keys():
