@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from trionode import data_files
 from trionode.control.client import ControlClient, NodeNotRunning
 from trionode.control.protocol import LOCK_NAME, SOCKET_NAME, ControlError
 from trionode.wire.errors import ProtocolError
@@ -40,12 +41,19 @@ RECENT_ONE: Final = 10
 RECENT_MANY: Final = 5
 # Without a terminal (a pipe, a test), lines this wide so that full ids are not wrapped.
 SNAPSHOT_WIDTH: Final = 140
-# A file in every data dir that has ever run a node.
-NODE_ID_FILE: Final = "node_id"
 # What a node or the wallet commands write in a data dir: a directory holding other things
 # but none of these (configs/, a home directory) is no node's data dir.
 DATA_DIR_NAMES: Final = frozenset(
-    {NODE_ID_FILE, "node_key", "chain.db", LOCK_NAME, SOCKET_NAME, "peers.json", "bans.json", "wallets"}
+    {
+        data_files.NODE_ID,
+        data_files.NODE_KEY,
+        data_files.CHAIN_DB,
+        LOCK_NAME,
+        SOCKET_NAME,
+        data_files.PEERS,
+        data_files.BANS,
+        data_files.WALLETS,
+    }
 )
 
 
@@ -83,7 +91,7 @@ def _natural(path: Path) -> tuple[Any, ...]:
 
 
 def _is_node_dir(directory: Path) -> bool:
-    return (directory / SOCKET_NAME).exists() or (directory / NODE_ID_FILE).exists()
+    return (directory / SOCKET_NAME).exists() or (directory / data_files.NODE_ID).exists()
 
 
 def find_nodes(directory: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from trionode import data_files
 from trionode.atomic_file import write_atomic
 from trionode.chain.keys import ADDRESS_LEN, KeyPair
 
@@ -68,7 +69,7 @@ class Wallets:
     """The wallet directory of one data dir."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.directory = data_dir / "wallets"
+        self.directory = data_dir / data_files.WALLETS
 
     def new(self, name: str, seed: bytes | None = None) -> Wallet:
         """Create and store a wallet; a fresh random key unless ``seed`` is given."""

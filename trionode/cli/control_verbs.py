@@ -9,7 +9,7 @@ from trionode.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
 from trionode.cli.formats import coins, emit, fmt_block, fmt_chain, fmt_peers, fmt_status, fmt_tx
 from trionode.cli.payment import payment, send
 from trionode.cli.progress import mining_progress, sync_progress, with_progress
-from trionode.cli.target import node_client, node_data_dir, resolve
+from trionode.cli.target import node_client, resolve
 from trionode.control.protocol import LOCK_NAME, ControlError
 from trionode.lock_file import try_lock
 from trionode.node.config import parse_hostport
@@ -49,6 +49,7 @@ def cmd_control(args: argparse.Namespace) -> int:
     with node_client(
         args, timeout=None if verb in ("mine", "sync", "validate", "connect") else 30.0
     ) as client:
+        data_dir = client.data_dir
         if verb == "status":
             emit(args, client.call("status"), fmt_status)
         elif verb == "peers":
@@ -117,7 +118,7 @@ def cmd_control(args: argparse.Namespace) -> int:
         elif verb == "stop":
             client.call("stop")
     if verb == "stop":  # after the control connection is closed: the node drains it on the way out
-        stopped = wait_stopped(node_data_dir(args), STOP_WAIT)
+        stopped = wait_stopped(data_dir, STOP_WAIT)
         emit(
             args,
             {"stopping": True, "stopped": stopped},

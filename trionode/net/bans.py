@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from trionode import data_files
 from trionode.atomic_file import write_atomic
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class BanList:
         except OSError as exc:
             self.unsaved = True
             if self.log is not None:
-                self.log.error("state_file_write_failed", file="bans.json", detail=str(exc))
+                self.log.error("state_file_write_failed", file=data_files.BANS, detail=str(exc))
             return False
         self.unsaved = False
         return True

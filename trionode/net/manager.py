@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 import trio
 
+from trionode import data_files
 from trionode.net.bans import POINTS_PROTOCOL, BanList, ban_key
 from trionode.net.candidates import Candidates
 from trionode.net.connection import Connection
@@ -104,8 +105,8 @@ class PeerManager:
         self._hello = hello
         self.heartbeat_message = heartbeat
         self.log = log
-        self.table = PeerTable(data_dir / "peers.json" if data_dir else None)
-        self.bans = BanList(data_dir / "bans.json" if data_dir else None, ban_time, log)
+        self.table = PeerTable(data_dir / data_files.PEERS if data_dir else None)
+        self.bans = BanList(data_dir / data_files.BANS if data_dir else None, ban_time, log)
         self.connections: dict[str, Connection] = {}
         self.handshaking: set[Connection] = set()
         # TCP connects in progress, address -> host; then they are outbound handshakes.
@@ -469,7 +470,7 @@ class PeerManager:
             try:
                 self.table.save()
             except OSError as exc:
-                self.log.error("state_file_write_failed", file="peers.json", detail=str(exc))
+                self.log.error("state_file_write_failed", file=data_files.PEERS, detail=str(exc))
             self._last_save = now
 
 

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import trio
 
-from trionode import AGENT
+from trionode import AGENT, data_files
 from trionode.atomic_file import write_atomic
 from trionode.chain.keys import KeyPair
 from trionode.chain.store import Store
@@ -94,7 +94,7 @@ def load_identity(data_dir: Path, entropy: Callable[[int], bytes]) -> tuple[Node
     Returns the identity and, if ``node_id`` held another id (a data dir from before node ids
     were derived from keys), that old id.
     """
-    key_path, id_path = data_dir / "node_key", data_dir / "node_id"
+    key_path, id_path = data_dir / data_files.NODE_KEY, data_dir / data_files.NODE_ID
     try:
         seed = bytes.fromhex(key_path.read_text().strip())
         if len(seed) != 32:
@@ -147,7 +147,7 @@ class Node:
         from trionode.chain.store import StoreError
 
         try:
-            self.chain = Chain(config.chain, Store(self.data_dir / "chain.db"))
+            self.chain = Chain(config.chain, Store(self.data_dir / data_files.CHAIN_DB))
         except StoreError as exc:
             self._unlock()
             raise StartupError(str(exc)) from None

@@ -161,11 +161,13 @@ def _sweep(args: argparse.Namespace) -> int:
     failed: list[Outcome] = []
     sim_total = 0.0
     busy = 0.0
-    outcomes: list[Outcome] = []
+    excused = 0
+    cpu = 0.0
     for out in sweep(specs, jobs):
-        outcomes.append(out)
         sim_total += out.sim_time
+        cpu += out.cpu_time
         busy += out.wall_time
+        excused += out.stats.get("excused_absences", 0)
         if not out.ok:
             failed.append(out)
         if args.json:
@@ -178,14 +180,13 @@ def _sweep(args: argparse.Namespace) -> int:
             print(out.summary)
         sys.stdout.flush()
     wall = time.perf_counter() - started
-    excused = sum(o.stats.get("excused_absences", 0) for o in outcomes)
     print(
         f"{len(specs)} seeds ({args.nodes} nodes, {args.events} events): {len(failed)} failed"
         + (f" ({', '.join(str(o.seed) for o in failed)})" if failed else "")
         + (f"; {excused} mempool absences excused" if args.relaxed_mempools else "")
     )
     print(
-        f"wall {wall:.1f} s with {jobs} jobs, {sum(o.cpu_time for o in outcomes):.1f} CPU s; "
+        f"wall {wall:.1f} s with {jobs} jobs, {cpu:.1f} CPU s; "
         f"{sim_total:.0f} simulated s, "
         f"{sim_total / busy if busy else 0:.0f} simulated s per busy wall s",
         file=sys.stderr,
