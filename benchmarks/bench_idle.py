@@ -19,17 +19,14 @@ def run(seconds: float) -> tuple[float, float]:
     """One measurement: (CPU %, RSS MB) of the hub."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        hub = Daemon("hub", root, extra="max_peers = 20")
-        hub.config.write_text(
-            hub.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", "")
-        )
+        hub = Daemon("hub", root, extra="max_peers = 20", timings="")  # the node's own timings
         hub.start()
-        peers = [Daemon(f"p{i}", root, peers=(hub.address,), extra="discover = false") for i in range(10)]
+        peers = [
+            Daemon(f"p{i}", root, peers=(hub.address,), extra="discover = false", timings="")
+            for i in range(10)
+        ]
         try:
             for peer in peers:
-                peer.config.write_text(
-                    peer.config.read_text().replace("heartbeat_interval = 1\nsync_interval = 5\n", "")
-                )
                 peer.start(wait=False)
             hub.wait_until(lambda: len(hub.matching("peer_connected")) >= 10, timeout=60, what="10 peers")
             time.sleep(2)

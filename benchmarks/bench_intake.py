@@ -45,18 +45,11 @@ def verify_rate(n: int = 5_000) -> float:
 SENDERS = 50
 
 
-def next_nonces() -> list[int]:
-    """Each key's next nonce after chaingen's block 3: key 0 funded all 50 (nonces 0..49) and
-    every key paid its neighbour once in block 3."""
-    return [SENDERS + 1] + [1] * (SENDERS - 1)
-
-
-async def feed(port: int, network: bytes, count: int) -> float:
+async def feed(port: int, network: bytes, count: int, nonces: list[int]) -> float:
     keys_ = [chaingen.key(i) for i in range(SENDERS)]
     sender = await BenchPeer.connect("127.0.0.1", port, network)
     sink = await BenchPeer.connect("127.0.0.1", port, network)
     now = int(time.time() * 1000)
-    nonces = next_nonces()
     frames = []
     for i in range(count):
         k = i % SENDERS
@@ -100,10 +93,15 @@ def run(count: int, profile: Path | None = None) -> float:
         profiler = None
         try:
             network = bytes.fromhex(node.status()["network"])
+            # Each sender's next nonce, as the node says (before anything is timed).
+            nonces = [
+                node.call("balance", address=chaingen.key(i).address.hex())["next_nonce"]
+                for i in range(SENDERS)
+            ]
             if profile is not None:
                 assert node.proc is not None
                 profiler = Profiler(node.proc.pid, profile)
-            return trio.run(feed, node.port, network, count)
+            return trio.run(feed, node.port, network, count, nonces)
         finally:
             node.stop()
             if profiler is not None:

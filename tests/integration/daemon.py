@@ -15,7 +15,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from trionode.control.client import NodeNotRunning
 from trionode.control.client import call as control_call
@@ -41,6 +41,11 @@ def cli_json(*args: str, data_dir: Path) -> Any:
     return json.loads(cli(*args, "--json", data_dir=data_dir).stdout)
 
 
+# Quick heartbeats and sync rounds, so tests see them within seconds; ``timings=""`` leaves
+# the node's defaults (30 s and 60 s).
+TEST_TIMINGS: Final = "heartbeat_interval = 1\nsync_interval = 5"
+
+
 class Daemon:
     def __init__(
         self,
@@ -50,6 +55,7 @@ class Daemon:
         extra: str = "",
         port: int = 0,
         run_args: tuple[str, ...] = (),
+        timings: str = TEST_TIMINGS,
     ) -> None:
         self.name = name
         self.run_args = run_args  # more `trionode run` flags (e.g. --peer)
@@ -60,7 +66,7 @@ class Daemon:
         self.config.write_text(
             f'[node]\ndata_dir = "{self.data_dir}"\n\n'
             f'[p2p]\nlisten = "127.0.0.1:{port}"\npeers = [{peer_list}]\n'
-            f"heartbeat_interval = 1\nsync_interval = 5\n{extra}\n\n{CHAIN}"
+            f"{timings}\n{extra}\n\n{CHAIN}"
         )
         self.events: list[dict[str, Any]] = []
         self.by_event: dict[str, list[dict[str, Any]]] = {}  # the same events, by name
